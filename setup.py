@@ -1,0 +1,58 @@
+"""Packaging for radnet-spark.
+
+Version ranges are the ones tested together (see DESIGN "Measured on this machine");
+`constraints.txt` pins the exact set CI and `make` install.
+"""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "pyspark>=4.0,<5",
+    "pyarrow>=18,<27",
+    "pandas>=2.2,<3",  # pyspark 4.3 warns that pandas 3 is not yet supported
+    "numpy>=2.0,<3",
+    "scipy>=1.13",
+    "torch>=2.4,<=2.13.0",  # 2.13.0 CPU lies on disk here; wider ranges can pull a CUDA build
+    "pydicom>=3.0,<4",
+    # Permissive pixel decoders (MIT / Apache-2.0) for compressed transfer syntaxes.
+    "pylibjpeg>=2.0,<3",
+    "pylibjpeg-openjpeg>=2.3,<3",
+    "pylibjpeg-rle>=2.0,<3",
+    "python-gdcm>=3.0.24,<4",
+    "gensim>=4.3,<5",
+    "scikit-learn>=1.5,<2",
+    "kneed>=0.8,<1",
+    "faiss-cpu>=1.8,<2",
+    "croatian-stemmer>=0.4,<1",
+    "snowballstemmer>=2.2,<4",
+    "pyyaml>=6,<7",
+    "matplotlib>=3.8,<4",
+    "tqdm>=4.66,<5",
+    "psutil>=5.9,<8",
+]
+
+EXTRAS_REQUIRE = {
+    # GPL-3.0: decodes 12-bit "JPEG Extended" and JPEG-LS; opt in knowingly.
+    "gpl-license": ["pylibjpeg-libjpeg>=2.1,<3"],
+    "dev": [
+        "pytest>=8,<10",
+        "ruff>=0.6",
+        "pydicom-data",
+        "nbformat>=5",
+    ],
+}
+
+setup(
+    name="radnet-spark",
+    version="0.1.0",
+    description="Unsupervised labelling of a hospital PACS dump on Apache Spark (RadiologyNET method).",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["radnet_spark", "radnet_spark.*"]),
+    package_data={"radnet_spark": ["tags/*.yaml", "conf/*.conf"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["radnet=radnet_spark.cli:main"]},
+)
