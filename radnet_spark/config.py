@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ class PrivacyConfig:
 @dataclass
 class IngestConfig:
     file_batch_size: int = 64  # files per Arrow batch in the read task; bounds task memory
-    files_per_partition: int = 256
+    files_per_partition: int = 64
     max_file_bytes: int = 512 * 1024 * 1024  # larger files are rejected before reading pixels
     max_pixel_bytes: int = 256 * 1024 * 1024  # decoded pixel array cap (huge multi-frame)
     max_files_per_exam: int | None = None  # paper dropped exams with too many files
@@ -147,10 +148,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the field's declared type, or raise ConfigError."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+    if origin is typing.Union or origin is types.UnionType:
+        is_null = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_null and type(None) in args:
+            return None
         non_none = [a for a in args if a is not type(None)]
         return _coerce(value, non_none[0], where)
     if origin is list:

@@ -79,9 +79,10 @@ def get_spark(config: SparkConfig | None = None) -> SparkSession:
         if defaults is not None and defaults.is_file():
             settings.update(read_defaults_file(defaults))
         if master.startswith("local"):
-            # Workers otherwise run `python3` from PATH, which may lack our packages.
-            settings.setdefault("spark.pyspark.python", sys.executable)
-            settings.setdefault("spark.pyspark.driver.python", sys.executable)
+            # Workers otherwise run `python3` from PATH, which may lack our packages; pyspark reads
+            # the environment variable, not the conf key, when it starts the context.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     for key, value in WORKER_ENV.items():
         settings.setdefault(f"spark.executorEnv.{key}", value)
     settings.update(config.conf)

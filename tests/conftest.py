@@ -13,6 +13,9 @@ def spark():
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("RADNET_SALT", "test-salt-not-secret")
+    # Workers run PYSPARK_PYTHON (default `python3` from PATH, which lacks our packages).
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     session = (
         SparkSession.builder.master("local[2]")
         .appName("radnet-tests")

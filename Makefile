@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= data/demo
+DEMO_EXAMS ?= 60
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint cluster-test bench clean
+
+install: $(STAMP)
+
+# torch first, pinned: this machine has the 2.13.0 CPU build on disk; an unpinned torch pulls CUDA.
+$(STAMP): setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m radnet_spark synth --out $(DEMO_DIR)/pacs --exams $(DEMO_EXAMS) --seed 7
+	$(PY) -m radnet_spark ingest --dicom $(DEMO_DIR)/pacs/dicom --diagnoses $(DEMO_DIR)/pacs/diagnoses.csv \
+		--out $(DEMO_DIR)/warehouse
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check radnet_spark jobs tests bench
+
+clean:
+	rm -rf data/demo spark-warehouse .pytest_cache

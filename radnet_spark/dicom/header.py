@@ -1,0 +1,339 @@
+"""DICOM header reading: one file to a validated dataset, one dataset to a flat tag dictionary.
+
+Reading is strict about what a PACS dump really contains: files that are not DICOM, cut-off copies,
+datasets without an instance UID and sequences nested absurdly deep are rejected with a
+:class:`~radnet_spark.dicom.reasons.RecordRejected` instead of crashing the task.
+
+Decisions worth knowing:
+
+* A file without the 128-byte preamble and ``DICM`` prefix is accepted as a *raw* dataset only when
+  it starts like one (its first element is in group 0x0000, 0x0002 or 0x0008, either byte order) and
+  holds at least one group 0x0008 element; ``force=True`` alone would happily "parse" any junk.
+* A raw dataset has no file meta, hence no TransferSyntaxUID. Its encoding (implicit/explicit VR,
+  byte order) is what pydicom detected while reading, which fully describes native pixel data, so
+  we record it as the transfer syntax. Only a raw dataset with *encapsulated* pixel data (which
+  compression is unknowable) and a Part 10 file whose meta lacks TransferSyntaxUID are rejected as
+  ``missing_transfer_syntax``.
+* Truncation is detected by comparing every top-level element's declared length with the bytes
+  actually read (or, for deferred values, with the file size), and by a partial element header left
+  at the end of the file.
+* pydicom's warnings and log records can quote attribute values (patient data), so both are
+  silenced while we read and convert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pydicom
+from pydicom.datadict import dictionary_VM, keyword_for_tag
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from radnet_spark.dicom.reasons import RecordRejected, RejectReason
+
+PIXEL_DATA_KEYWORDS: tuple[str, ...] = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_TAGS = frozenset(Tag(k) for k in PIXEL_DATA_KEYWORDS)
+# Bulk binary VRs carry pixel-like payloads (overlays, palettes, waveforms), not tag features.
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW", "US or SS or OW"})
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_RAW_FIRST_GROUPS = frozenset({0x0000, 0x0002, 0x0008})
+DEFAULT_MAX_SEQUENCE_DEPTH = 16
+# Attributes with more values than this are arrays (LUTs, coordinates), useless as tag columns.
+MAX_VALUES_PER_ATTRIBUTE = 64
+DEFER_BYTES = 64 * 1024
+
+
+@contextlib.contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings and log records, which may quote attribute values (PHI)."""
+    logger = logging.getLogger("pydicom")
+    was_disabled = logger.disabled
+    logger.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.disabled = was_disabled
+
+
+def is_image_instance(ds: Dataset) -> bool:
+    """Tell whether a dataset holds an image (PixelData, FloatPixelData or DoubleFloatPixelData).
+
+    Args:
+        ds: A dataset, read with or without its pixel data.
+
+    Returns:
+        True when one of the pixel data elements is present (also when its value is deferred, as
+        after ``read_dataset(..., stop_before_pixels=True)``).
+    """
+    return any(tag in ds for tag in _PIXEL_TAGS)
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    """A raw (no preamble) dataset starts with a low-group element in either byte order."""
+    if len(head) < 8:
+        return False
+    little = int.from_bytes(head[0:2], "little")
+    big = int.from_bytes(head[0:2], "big")
+    return little in _RAW_FIRST_GROUPS or big in _RAW_FIRST_GROUPS
+
+
+def _check_truncation(ds: Dataset, file_size: int, deflated: bool) -> None:
+    """Raise ``truncated`` when an element holds fewer bytes than it declares or a header is cut."""
+    last_end = 0
+    last_defined = True
+    for tag in list(ds.keys()):
+        elem = ds.get_item(tag)
+        if not isinstance(elem, RawDataElement):
+            continue
+        length = elem.length
+        if length == _UNDEFINED_LENGTH:
+            if elem.value_tell is not None and elem.value_tell >= last_end:
+                last_defined = False
+            continue
+        if elem.value is not None:
+            short = len(elem.value) < length
+        else:  # deferred: compare the declared end with the file size
+            short = not deflated and elem.value_tell is not None and elem.value_tell + length > file_size
+        if short:
+            keyword = keyword_for_tag(tag) or str(tag)
+            raise RecordRejected(RejectReason.TRUNCATED, f"The file ends inside attribute {keyword}.")
+        if elem.value_tell is not None and elem.value_tell + length >= last_end:
+            last_end = elem.value_tell + length
+            last_defined = True
+    # pydicom stops silently on an incomplete element header (< 12 bytes) at the end of the file.
+    if not deflated and last_defined and 0 < file_size - last_end < 12 and last_end > 0:
+        raise RecordRejected(RejectReason.TRUNCATED, "The file ends inside an element header.")
+
+
+def _sequence_depth_exceeds(ds: Dataset, limit: int) -> bool:
+    """True when sequences nest deeper than ``limit`` levels (parses sequences lazily, level by level)."""
+    if limit <= 0:
+        return True
+    for tag in list(ds.keys()):
+        elem = ds.get_item(tag)
+        if elem.VR != "SQ":
+            continue
+        for item in ds[tag].value:
+            if _sequence_depth_exceeds(item, limit - 1):
+                return True
+    return False
+
+
+def _infer_transfer_syntax(ds: Dataset) -> None:
+    """Record the encoding pydicom detected in a raw dataset as its transfer syntax."""
+    implicit, little = ds.original_encoding
+    if implicit is None:
+        return
+    if implicit:
+        uid = ImplicitVRLittleEndian
+    elif little:
+        uid = ExplicitVRLittleEndian
+    else:
+        uid = ExplicitVRBigEndian
+    if not hasattr(ds, "file_meta") or ds.file_meta is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid
+
+
+def read_dataset(
+    path: str,
+    *,
+    stop_before_pixels: bool,
+    max_file_bytes: int,
+    max_sequence_depth: int = DEFAULT_MAX_SEQUENCE_DEPTH,
+) -> Dataset:
+    """Read one DICOM file and validate it, or raise :class:`RecordRejected`.
+
+    Args:
+        path: Local or mounted path of the file.
+        stop_before_pixels: Do not load the pixel data (or any other value above 64 KiB); their
+            elements stay in the dataset with deferred values, so :func:`is_image_instance` works and
+            a later access reads them from ``path``.
+        max_file_bytes: Larger files are rejected as ``file_too_large`` before any reading.
+        max_sequence_depth: Sequences nested deeper than this are rejected as ``sequence_too_deep``.
+
+    Returns:
+        The dataset, with ``file_meta.TransferSyntaxUID`` set (inferred for raw datasets).
+
+    Raises:
+        RecordRejected: ``read_error``, ``file_too_large``, ``not_dicom``, ``truncated``,
+            ``sequence_too_deep``, ``missing_transfer_syntax`` or ``missing_sop_instance_uid``.
+    """
+    try:
+        file_size = os.path.getsize(path)
+        if file_size > max_file_bytes:
+            raise RecordRejected(
+                RejectReason.FILE_TOO_LARGE,
+                f"The file has {file_size} bytes, more than the limit of {max_file_bytes}.",
+            )
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError as error:
+        raise RecordRejected(RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__}).") from None
+
+    is_part10 = head[128:132] == b"DICM"
+    if not is_part10 and not _looks_like_raw_dataset(head):
+        raise RecordRejected(RejectReason.NOT_DICOM, "The file has no DICOM preamble and no DICOM dataset start.")
+
+    with quiet_pydicom():
+        ds = _parse(path, stop_before_pixels=stop_before_pixels, force=not is_part10)
+        if not is_part10 and not any(tag.group == 0x0008 for tag in list(ds.keys())):
+            raise RecordRejected(RejectReason.NOT_DICOM, "The file does not parse as a DICOM dataset.")
+        if is_part10 and len(ds.keys()) == 0:
+            raise RecordRejected(RejectReason.TRUNCATED, "The file ends inside its file meta information.")
+
+        meta = getattr(ds, "file_meta", None)
+        transfer_syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+        deflated = bool(transfer_syntax) and transfer_syntax.is_deflated
+        _check_truncation(ds, file_size, deflated)
+
+        try:
+            too_deep = _sequence_depth_exceeds(ds, max_sequence_depth)
+        except RecursionError:
+            too_deep = True
+        except Exception as error:  # noqa: BLE001 - any parse failure inside a sequence
+            raise RecordRejected(
+                RejectReason.READ_ERROR, f"A sequence cannot be parsed ({type(error).__name__})."
+            ) from None
+        if too_deep:
+            raise RecordRejected(
+                RejectReason.SEQUENCE_TOO_DEEP, f"Sequences nest deeper than {max_sequence_depth} levels."
+            )
+
+        if not transfer_syntax:
+            if is_part10:
+                raise RecordRejected(
+                    RejectReason.MISSING_TRANSFER_SYNTAX, "The file meta information has no TransferSyntaxUID."
+                )
+            pixel_elem = next((ds.get_item(t) for t in _PIXEL_TAGS if t in ds), None)
+            if pixel_elem is not None and pixel_elem.is_undefined_length:
+                raise RecordRejected(
+                    RejectReason.MISSING_TRANSFER_SYNTAX,
+                    "The dataset has compressed pixel data but no TransferSyntaxUID naming the compression.",
+                )
+            _infer_transfer_syntax(ds)
+
+        try:
+            sop_instance_uid = ds.get("SOPInstanceUID")
+        except Exception:  # noqa: BLE001 - an unparsable UID counts as missing
+            sop_instance_uid = None
+        if not sop_instance_uid or not str(sop_instance_uid).strip("\x00 "):
+            raise RecordRejected(RejectReason.MISSING_SOP_INSTANCE_UID, "The dataset has no SOPInstanceUID.")
+    return ds
+
+
+def _parse(path: str, *, stop_before_pixels: bool, force: bool) -> Dataset:
+    """Run pydicom's reader, mapping its exceptions to reject reasons without quoting values."""
+    try:
+        if stop_before_pixels:
+            # Deferring large values keeps their headers: the pixel element is still there (so
+            # is_image_instance works and its declared length can be checked) but not loaded.
+            return pydicom.dcmread(path, force=force, defer_size=DEFER_BYTES)
+        return pydicom.dcmread(path, force=force)
+    except InvalidDicomError:
+        raise RecordRejected(RejectReason.NOT_DICOM, "The file is not a DICOM file.") from None
+    except (EOFError, BufferError) as error:
+        raise RecordRejected(
+            RejectReason.TRUNCATED, f"The file ends before its dataset does ({type(error).__name__})."
+        ) from None
+    except RecursionError:
+        raise RecordRejected(RejectReason.SEQUENCE_TOO_DEEP, "Sequences nest too deeply to parse.") from None
+    except OSError as error:
+        raise RecordRejected(RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__}).") from None
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types on malformed input
+        raise RecordRejected(
+            RejectReason.READ_ERROR, f"The dataset cannot be parsed ({type(error).__name__})."
+        ) from None
+
+
+def _format_value(value: Any) -> str | None:
+    """One DICOM value as a clean string, or None when empty."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value).decode("utf-8", errors="replace")
+    else:  # DS/IS keep their original text through str(); PersonName renders all groups
+        text = str(value)
+    text = text.replace("\x00", "").strip()
+    return text or None
+
+
+def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
+    """Flatten a dataset's top-level attributes into a ``keyword -> string`` dictionary.
+
+    Keeps every top-level, public, non-pixel, non-sequence, non-binary element that has a keyword.
+    Attributes whose dictionary value multiplicity is not exactly 1 (``ImageType``, ``WindowCenter``,
+    ``PixelSpacing``, …) and any element that actually holds several values appear only split, as
+    ``Keyword_0``, ``Keyword_1``, …, so a column means the same thing in every row. Text is decoded
+    with the dataset's SpecificCharacterSet; undecodable bytes become U+FFFD. A value pydicom cannot
+    convert (for example ``DS`` holding letters) becomes None instead of failing the record.
+
+    Args:
+        ds: A dataset from :func:`read_dataset` (pixel data may or may not be loaded).
+
+    Returns:
+        A dictionary with string values, None for empty or invalid ones. No identifying attribute
+        has been removed yet: pass the result through
+        :func:`radnet_spark.dicom.deid.deidentify_tags` before writing it anywhere.
+    """
+    tags: dict[str, str | None] = {}
+    with quiet_pydicom():
+        for tag in list(ds.keys()):
+            if not isinstance(tag, BaseTag):
+                tag = Tag(tag)
+            if tag.is_private or tag in _PIXEL_TAGS or tag.element == 0x0000:
+                continue
+            keyword = keyword_for_tag(tag)
+            if not keyword:
+                continue
+            try:
+                raw_vr = ds.get_item(tag).VR
+            except Exception:  # noqa: BLE001
+                raw_vr = None
+            if raw_vr == "SQ" or raw_vr in _BINARY_VRS:
+                continue
+            try:
+                elem = ds[tag]
+                value = elem.value
+            except Exception:  # noqa: BLE001 - invalid value for its VR
+                tags[keyword] = None
+                continue
+            if elem.VR == "SQ" or elem.VR in _BINARY_VRS:
+                continue
+            _add_value(tags, keyword, tag, value)
+    return tags
+
+
+def _add_value(tags: dict[str, str | None], keyword: str, tag: BaseTag, value: Any) -> None:
+    """Store one element's value, split into ``Keyword_i`` columns when it is multi-valued."""
+    try:
+        vm = dictionary_VM(tag)
+    except KeyError:
+        vm = "1"
+    multi = isinstance(value, MultiValue | list | tuple)
+    if not multi and vm == "1":
+        try:
+            tags[keyword] = _format_value(value)
+        except Exception:  # noqa: BLE001 - str() of a malformed value
+            tags[keyword] = None
+        return
+    values = list(value) if multi else ([] if value is None or value == "" else [value])
+    if len(values) > MAX_VALUES_PER_ATTRIBUTE:
+        return
+    for index, item in enumerate(values):
+        try:
+            tags[f"{keyword}_{index}"] = _format_value(item)
+        except Exception:  # noqa: BLE001
+            tags[f"{keyword}_{index}"] = None

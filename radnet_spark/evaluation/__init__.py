@@ -1,0 +1,1 @@
+"""Evaluation: cluster quality proxies, cluster cards, the fusion comparison table and the HTML report."""

@@ -1,0 +1,1 @@
+"""Ingest: a PACS dump into de-identified Parquet tables (see ``job.ingest``)."""

@@ -1,0 +1,255 @@
+"""Ingest: PACS dump → ``files``, ``tags``, ``images``, ``diagnoses`` and ``rejects`` tables.
+
+Files are listed by the executors, parsed with pydicom inside ``mapInPandas`` (header first,
+pixels only for image instances), de-identified before anything leaves the task, staged once as
+Parquet and split into the tables. Re-running on the same dump processes only files whose path is
+not yet in ``files``, so runs are incremental and idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from radnet_spark.config import RadnetConfig
+from radnet_spark.dicom.deid import resolve_salt
+from radnet_spark.dicom.pixels import PixelPolicy
+from radnet_spark.dicom.reasons import RejectReason
+from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOptions
+from radnet_spark.storage import list_files_distributed, require_file, to_local_path
+from radnet_spark.tables import read_table, table_exists, table_path, write_table
+
+log = logging.getLogger(__name__)
+
+REJECTS_SCHEMA = "path string, stage string, reason string, detail string, ingest_run_id string"
+IMAGE_COLUMNS = [
+    "sop_instance_uid", "exam_id", "image", "image_size", "original_rows", "original_columns",
+    "frames", "frame_index", "window_center", "window_width", "window_source", "photometric",
+    "modality",
+]
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    new_files: int
+    counts: dict[str, int] = field(default_factory=dict)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"ingest run {self.run_id}: {self.new_files} new files"]
+        lines += [f"  {name:<10} {count:>8} rows" for name, count in self.counts.items()]
+        if self.reject_reasons:
+            lines.append("  rejects by reason (this run):")
+            lines += [f"    {reason:<32} {count:>6}" for reason, count in sorted(self.reject_reasons.items())]
+        return "\n".join(lines)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def parse_options(config: RadnetConfig, salt: str) -> ParseOptions:
+    ingest = config.ingest
+    policy = PixelPolicy(
+        image_size=ingest.image_size,
+        min_max_value=ingest.min_max_value,
+        min_distinct_ratio=ingest.min_distinct_ratio,
+        min_distinct_ratio_xa_multiframe=ingest.min_distinct_ratio_xa_multiframe,
+        min_aspect_ratio=ingest.min_aspect_ratio,
+        estimate_missing_window=ingest.estimate_missing_window,
+        max_pixel_bytes=ingest.max_pixel_bytes,
+    )
+    return ParseOptions(
+        salt=salt,
+        policy=policy,
+        max_file_bytes=ingest.max_file_bytes,
+        keep_dates=config.privacy.keep_dates,
+        hash_sop_instance_uid=config.privacy.hash_sop_instance_uid,
+    )
+
+
+def parse_files(listing: DataFrame, options: ParseOptions, batch_rows: int) -> DataFrame:
+    """mapInPandas over (path, size, mtime): one PARSED_SCHEMA row per file."""
+
+    def parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        # Output is yielded every `batch_rows` files so a task never holds more than that many images.
+        from radnet_spark.ingest.instance import parse_file as parse_one
+
+        for batch in batches:
+            rows = []
+            for path, size, mtime in zip(batch["path"], batch["size"], batch["mtime"], strict=True):
+                row = parse_one(path, int(size), options)
+                row["mtime"] = mtime
+                rows.append(row)
+                if len(rows) >= batch_rows:
+                    yield pd.DataFrame(rows, columns=PARSED_COLUMNS)
+                    rows = []
+            if rows:
+                yield pd.DataFrame(rows, columns=PARSED_COLUMNS)
+
+    return listing.mapInPandas(parse_batches, PARSED_SCHEMA)
+
+
+def _dedupe(parsed: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
+    """Reject a second file with a SOPInstanceUID already seen (in this run or an earlier one)."""
+    ok = F.col("status") == "ok"
+    order = Window.partitionBy("sop_instance_uid").orderBy("path")
+    ranked = parsed.withColumn(
+        "_rank", F.when(ok, F.row_number().over(order)).otherwise(F.lit(None))
+    )
+    if existing_keys is not None:
+        ranked = ranked.join(
+            existing_keys.select("sop_instance_uid").distinct().withColumn("_seen", F.lit(True)),
+            "sop_instance_uid",
+            "left",
+        )
+    else:
+        ranked = ranked.withColumn("_seen", F.lit(None).cast("boolean"))
+    duplicate = ok & ((F.col("_rank") > 1) | F.col("_seen").isNotNull())
+    return ranked.select(
+        *[
+            F.when(duplicate, F.lit(value)).otherwise(F.col(name)).alias(name)
+            if name in ("status", "stage", "reason", "detail")
+            else F.col(name)
+            for name, value in (
+                (c, {
+                    "status": "rejected",
+                    "stage": "dedup",
+                    "reason": str(RejectReason.DUPLICATE_SOP_INSTANCE_UID),
+                    "detail": "another file already holds this SOPInstanceUID",
+                }.get(c))
+                for c in PARSED_COLUMNS
+            )
+        ]
+    )
+
+
+def _tags_table(staged: DataFrame, run_id: str) -> DataFrame:
+    """Explode the JSON tag maps into one string column per keyword (bounded key set)."""
+    ok = staged.where(F.col("status") == "ok")
+    with_map = ok.withColumn("_tags", F.from_json("tags_json", "map<string,string>"))
+    keys = [
+        row["key"]
+        for row in with_map.select(F.explode(F.map_keys("_tags")).alias("key")).distinct().orderBy("key").collect()
+    ]
+    reserved = {c.lower() for c in ("sop_instance_uid", "exam_id", "study_id", "series_id", "path", "ingest_run_id")}
+    tag_columns = [F.col("_tags").getItem(k).alias(k) for k in keys if k.lower() not in reserved]
+    return with_map.select(
+        "sop_instance_uid", "exam_id", "study_id", "series_id", "path",
+        F.lit(run_id).alias("ingest_run_id"), *tag_columns,
+    )
+
+
+def ingest(
+    spark: SparkSession,
+    dicom_root: str,
+    diagnoses_path: str | None,
+    warehouse: str,
+    config: RadnetConfig,
+    run_id: str | None = None,
+) -> IngestSummary:
+    """Run one incremental ingest of ``dicom_root`` (and the diagnoses file) into ``warehouse``."""
+    run_id = run_id or new_run_id()
+    if diagnoses_path is not None:
+        require_file(diagnoses_path, "Diagnoses file")
+    salt = resolve_salt(config.privacy.salt_env, Path(to_local_path(warehouse)) / "_private" / "salt")
+    options = parse_options(config, salt)
+
+    listing = list_files_distributed(spark, dicom_root)
+    if table_exists(warehouse, "files"):
+        listing = listing.join(read_table(spark, warehouse, "files").select("path"), "path", "left_anti")
+    listing = listing.persist()
+    new_files = listing.count()
+    log.info("ingest %s: %d new files under %s", run_id, new_files, dicom_root)
+
+    summary = IngestSummary(run_id=run_id, new_files=new_files)
+    if new_files:
+        partitions = max(1, math.ceil(new_files / config.ingest.files_per_partition))
+        parsed = parse_files(listing.repartition(partitions), options, config.ingest.file_batch_size)
+        # Parse once into staging; dedupe once into a second staging folder that all tables read.
+        staging = table_path(warehouse, f"_staging/{run_id}")
+        parsed.write.mode("overwrite").parquet(f"{staging}/parsed")
+        existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
+        _dedupe(spark.read.parquet(f"{staging}/parsed"), existing_tags).write.mode("overwrite").parquet(
+            f"{staging}/decided"
+        )
+        staged = spark.read.parquet(f"{staging}/decided")
+
+        files = staged.select(
+            "path", "size", "mtime", "status",
+            F.when(F.col("status") == "rejected", F.col("reason")).alias("reason"),
+            F.lit(run_id).alias("ingest_run_id"),
+        )
+        rejects = staged.where(F.col("status") == "rejected").select(
+            "path", "stage", "reason", "detail", F.lit(run_id).alias("ingest_run_id")
+        )
+        images = staged.where(F.col("status") == "ok").select(*IMAGE_COLUMNS)
+        write_table(_tags_table(staged, run_id), warehouse, "tags", mode="append")
+        write_table(images, warehouse, "images", mode="append")
+        write_table(rejects, warehouse, "rejects", mode="append")
+        # `files` last: a run killed before this point leaves its files unrecorded, so they are retried.
+        write_table(files, warehouse, "files", mode="append")
+        summary.reject_reasons = {
+            row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()
+        }
+        shutil.rmtree(to_local_path(staging), ignore_errors=True)
+    listing.unpersist()
+
+    if diagnoses_path is not None:
+        _ingest_diagnoses(spark, diagnoses_path, warehouse, config, salt, run_id, summary)
+
+    for name in ("files", "tags", "images", "diagnoses", "rejects"):
+        if table_exists(warehouse, name):
+            summary.counts[name] = read_table(spark, warehouse, name).count()
+    return summary
+
+
+def _ingest_diagnoses(
+    spark: SparkSession,
+    diagnoses_path: str,
+    warehouse: str,
+    config: RadnetConfig,
+    salt: str,
+    run_id: str,
+    summary: IngestSummary,
+) -> None:
+    from radnet_spark.text.diagnoses import diagnoses_table, read_diagnoses
+
+    ingest_config = config.ingest
+    raw = read_diagnoses(
+        spark, diagnoses_path, ingest_config.diagnoses_key_column, ingest_config.diagnoses_text_column
+    )
+    diagnoses, rejects = diagnoses_table(
+        raw,
+        exam_key_column=ingest_config.diagnoses_key_column,
+        text_column=ingest_config.diagnoses_text_column,
+        salt=salt,
+        language=ingest_config.stem_language,
+        min_chars=ingest_config.min_diagnosis_chars,
+        source_path=diagnoses_path,
+    )
+    if table_exists(warehouse, "diagnoses"):
+        known = read_table(spark, warehouse, "diagnoses").select("exam_id")
+        diagnoses = diagnoses.join(known, "exam_id", "left_anti")
+    rejects = rejects.select("path", "stage", "reason", "detail", F.lit(run_id).alias("ingest_run_id"))
+    if table_exists(warehouse, "rejects"):
+        rejects = rejects.join(
+            read_table(spark, warehouse, "rejects").select("path", "stage"), ["path", "stage"], "left_anti"
+        )
+    rejects = rejects.persist()
+    write_table(diagnoses, warehouse, "diagnoses", mode="append")
+    write_table(rejects, warehouse, "rejects", mode="append")
+    for row in rejects.groupBy("reason").count().collect():
+        summary.reject_reasons[row["reason"]] = summary.reject_reasons.get(row["reason"], 0) + row["count"]
+    rejects.unpersist()

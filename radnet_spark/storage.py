@@ -1,0 +1,141 @@
+"""Where files live: URIs for Spark, local paths for Python readers, and listing a dump in parallel.
+
+Executors open DICOM files with Python, so every input must be reachable as a local path on
+every executor: a local disk in local mode, a shared mount (NFS, ``/dbfs`` FUSE on Databricks,
+blobfuse, s3fs) on a cluster. Tables are written by Spark, so they take any Hadoop URI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+
+from radnet_spark.errors import InputPathError
+
+LISTING_SCHEMA = "path string, size long, mtime timestamp"
+
+
+def to_local_path(uri: str) -> str:
+    """Turn ``file:`` URIs, ``dbfs:/`` paths and plain paths into a path Python can open."""
+    if uri.startswith("dbfs:/"):
+        return "/dbfs/" + uri[len("dbfs:/"):].lstrip("/")
+    if uri.startswith("file:"):
+        return unquote(urlparse(uri).path)
+    return uri
+
+
+def to_uri(path: str | os.PathLike[str]) -> str:
+    """A URI Spark resolves the same way on every node: absolute ``file://`` for local paths."""
+    text = str(path)
+    if "://" in text or text.startswith(("dbfs:/", "file:")):
+        return text
+    return Path(text).resolve().as_uri()
+
+
+def require_directory(path: str, what: str) -> str:
+    """Return the local path of an existing directory or raise a one-sentence InputPathError."""
+    local = to_local_path(path)
+    if not os.path.isdir(local):
+        raise InputPathError(f"{what} {path} is not a directory that exists on this machine.")
+    return local
+
+
+def require_file(path: str, what: str) -> str:
+    local = to_local_path(path)
+    if not os.path.isfile(local):
+        raise InputPathError(f"{what} {path} is not a file that exists on this machine.")
+    return local
+
+
+def _mtime(seconds: float) -> pd.Timestamp:
+    # Spark timestamps are microseconds; nanoseconds would fail Arrow's safe cast.
+    return pd.Timestamp(round(seconds * 1_000_000), unit="us")
+
+
+def _file_row(entry: os.DirEntry[str]) -> tuple[str, int, pd.Timestamp] | None:
+    try:
+        stat = entry.stat(follow_symlinks=True)
+    except OSError:
+        # A dangling link still is an input file; size -1 makes the reader reject it with a reason.
+        return entry.path, -1, _mtime(0)
+    return entry.path, stat.st_size, _mtime(stat.st_mtime)
+
+
+def walk_files(root: str) -> Iterator[tuple[str, int, pd.Timestamp]]:
+    """Yield (path, size, mtime) of every regular file below root, hidden ones included."""
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif entry.is_file(follow_symlinks=True) or entry.is_symlink():
+                row = _file_row(entry)
+                if row is not None:
+                    yield row
+
+
+def shallow_split(root: str, target_dirs: int = 256, max_depth: int = 3) -> tuple[list[str], list[str]]:
+    """Split a tree into subtree roots to walk in parallel and the files found on the way.
+
+    Descends level by level until there are at least ``target_dirs`` directories (or ``max_depth``),
+    so the driver only ever holds a bounded number of names.
+    """
+    frontier = [root]
+    files: list[str] = []
+    for _ in range(max_depth):
+        if len(frontier) >= target_dirs:
+            break
+        next_frontier: list[str] = []
+        for directory in frontier:
+            try:
+                entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    next_frontier.append(entry.path)
+                else:
+                    files.append(entry.path)
+        if not next_frontier:
+            return [], files
+        frontier = next_frontier
+    return frontier, files
+
+
+def list_files_distributed(spark, root: str):  # noqa: ANN001, ANN201 - pyspark types
+    """A DataFrame of every file below ``root`` (path, size, mtime), walked by the executors."""
+    from pyspark.sql import functions as F
+
+    local_root = require_directory(root, "DICOM folder")
+    subtrees, top_files = shallow_split(os.path.abspath(local_root))
+    roots = [(d, "dir") for d in subtrees] + [(f, "file") for f in top_files]
+    if not roots:
+        return spark.createDataFrame([], LISTING_SCHEMA)
+    seeds = spark.createDataFrame(roots, "entry string, kind string")
+    seeds = seeds.repartition(max(1, min(len(roots), 64)), F.col("entry"))
+
+    def walk(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for entry, kind in zip(batch["entry"], batch["kind"], strict=True):
+                if kind == "file":
+                    rows = []
+                    try:
+                        stat = os.stat(entry)
+                        rows.append((entry, stat.st_size, _mtime(stat.st_mtime)))
+                    except OSError:
+                        rows.append((entry, -1, _mtime(0)))
+                else:
+                    rows = list(walk_files(entry))
+                if rows:
+                    yield pd.DataFrame(rows, columns=["path", "size", "mtime"])
+
+    return seeds.mapInPandas(walk, LISTING_SCHEMA)

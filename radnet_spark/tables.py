@@ -1,0 +1,39 @@
+"""Reading and writing the warehouse's Parquet tables by name."""
+
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import DataFrame, SparkSession
+
+from radnet_spark.errors import PipelineError
+from radnet_spark.storage import to_local_path, to_uri
+
+# Rows per Parquet file: image rows are ~16 KB, so this keeps files near 64–128 MB at scale
+# without a small-file explosion on appends.
+MAX_RECORDS_PER_FILE = 8_192
+
+
+def table_path(warehouse: str, name: str) -> str:
+    return f"{to_uri(warehouse).rstrip('/')}/{name}"
+
+
+def table_exists(warehouse: str, name: str) -> bool:
+    """A table exists once a Spark write committed it (``_SUCCESS`` or at least one Parquet file)."""
+    local = to_local_path(table_path(warehouse, name))
+    if not os.path.isdir(local):
+        return False
+    return any(entry.endswith(".parquet") or entry == "_SUCCESS" for entry in os.listdir(local))
+
+
+def read_table(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
+    if not table_exists(warehouse, name):
+        raise PipelineError(f"Table {name} does not exist in {warehouse}; run the stage that writes it first.")
+    # Appends from later runs may add tag columns; merge their schemas on read.
+    return spark.read.option("mergeSchema", "true").parquet(table_path(warehouse, name))
+
+
+def write_table(df: DataFrame, warehouse: str, name: str, mode: str = "overwrite") -> str:
+    path = table_path(warehouse, name)
+    df.write.mode(mode).option("maxRecordsPerFile", MAX_RECORDS_PER_FILE).parquet(path)
+    return path

@@ -1,0 +1,1 @@
+"""DICOM tag view: BodyPartExamined imputation, tag selection, imputation and encoding."""

@@ -1,0 +1,368 @@
+"""The tag view's preprocessing as one fitted Spark transform: ``tags`` → ``tag_features``.
+
+Fitting (driver): profile every tag column in one aggregation pass over the whole table, select the
+columns (``selection.py``), draw a bounded sample of training-split rows (a sampling fraction plus a
+limit — the table is never collected), fix the categories (top values plus ``__other__`` for bucketed
+columns), fit the imputer (MissForest or mean/mode) and the encoder on that sample.
+
+Applying (executors): ``mapInPandas`` normalises, buckets, imputes and encodes each Arrow batch into
+``sop_instance_uid``, ``exam_id``, ``split``, ``modality``, ``features`` (array<float>). The BPE columns
+of ``tag_features`` are added separately by ``radnet_spark.tags.bpe``.
+
+The encoder's ranges come from the observed sample values: imputed values cannot leave them (forests
+average observed values, the initial fill is the observed mean), so imputing first would not change them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as sf
+
+from radnet_spark.errors import PipelineError, UserError
+from radnet_spark.splits import split_column
+from radnet_spark.tags.encoding import TagEncoder
+from radnet_spark.tags.missforest import SimpleTagImputer, load_imputer, make_imputer, normalise_tag_frame
+from radnet_spark.tags.selection import KEY_COLUMNS, OTHER_CATEGORY, TagSelection, profile_tags, select_tags
+
+log = logging.getLogger(__name__)
+
+FORMAT = "radnet-tag-preprocessing"
+VERSION = 1
+MANIFEST_FILE = "manifest.json"
+SELECTION_FILE = "selection.json"
+ENCODER_FILE = "encoder.json"
+IMPUTER_DIR = "imputer"
+
+OUTPUT_SCHEMA = "sop_instance_uid string, exam_id string, split string, modality string, features array<float>"
+
+
+def category_levels(
+    pdf: pd.DataFrame, categorical: list[str], bucketed: list[str], max_categories: int
+) -> dict[str, list[str]]:
+    """The categories of each categorical column, from a normalised sample.
+
+    Args:
+        pdf: Normalised sample (see ``normalise_tag_frame``).
+        categorical: Categorical columns.
+        bucketed: Columns reduced to their ``max_categories - 1`` most frequent values + ``__other__``.
+        max_categories: Category limit of bucketed columns.
+
+    Returns:
+        Column → ordered category list (most frequent first for bucketed columns, sorted otherwise).
+    """
+    levels: dict[str, list[str]] = {}
+    for col in categorical:
+        counts = pdf[col].dropna().astype(str).value_counts()
+        if col in bucketed:
+            ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            levels[col] = [value for value, _ in ordered[: max_categories - 1]] + [OTHER_CATEGORY]
+        else:
+            levels[col] = sorted(counts.index)
+    return levels
+
+
+def prepare_tag_batch(
+    pdf: pd.DataFrame,
+    continuous: list[str],
+    categorical: list[str],
+    levels: dict[str, list[str]],
+    bucketed: list[str],
+) -> pd.DataFrame:
+    """Normalise a batch and map values outside a bucketed column's top values to ``__other__``."""
+    frame = normalise_tag_frame(pdf, continuous, categorical)
+    for col in bucketed:
+        known = set(levels[col])
+        values = frame[col].to_numpy(dtype=object)
+        outside = np.array([v is not None and v not in known for v in values], dtype=bool)
+        values[outside] = OTHER_CATEGORY
+        frame[col] = values
+    return frame
+
+
+def encode_tag_batch(
+    pdf: pd.DataFrame,
+    imputer: SimpleTagImputer,
+    encoder: TagEncoder,
+    levels: dict[str, list[str]],
+    bucketed: list[str],
+) -> np.ndarray:
+    """Prepare, impute and encode one batch of ``tags`` rows (pure; what each executor task runs).
+
+    Args:
+        pdf: Rows of the ``tags`` table; absent tag columns count as missing.
+        imputer: Fitted imputer.
+        encoder: Fitted encoder.
+        levels: Categories per categorical column.
+        bucketed: Bucketed categorical columns.
+
+    Returns:
+        float32 array ``(len(pdf), encoder.n_features)``.
+    """
+    prepared = prepare_tag_batch(pdf, encoder.continuous, encoder.categorical, levels, bucketed)
+    return encoder.encode_frame(imputer.transform(prepared))
+
+
+@dataclass
+class TagPreprocessing:
+    """Fitted tag preprocessing: selection, categories, imputer and encoder, plus the split settings."""
+
+    selection: TagSelection
+    levels: dict[str, list[str]]
+    imputer: SimpleTagImputer
+    encoder: TagEncoder
+    split: dict[str, Any] = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "seed": 42})
+    modality_column: str = "Modality"
+    directory: str | None = None  # set by save/load: executors then read the artifacts from there
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the positions of ``features``."""
+        return self.encoder.feature_names
+
+    def encode_batch(self, pdf: pd.DataFrame) -> np.ndarray:
+        """Encode one pandas batch of ``tags`` rows on the driver (same result as ``transform``)."""
+        return encode_tag_batch(pdf, self.imputer, self.encoder, self.levels, self.selection.bucketed)
+
+    def transform(self, tags_df: DataFrame) -> DataFrame:
+        """Turn ``tags`` rows into ``tag_features`` rows (without the BPE columns), distributed.
+
+        Args:
+            tags_df: The ``tags`` table; tag columns it lacks count as missing everywhere.
+
+        Returns:
+            DataFrame with ``sop_instance_uid``, ``exam_id``, ``split``, ``modality``, ``features``.
+        """
+        for required in ("sop_instance_uid", "exam_id"):
+            if required not in tags_df.columns:
+                raise UserError(f"The tags table has no {required} column; is it the output of ingest?")
+        columns = self.encoder.continuous + self.encoder.categorical
+        present = set(tags_df.columns)
+        # Positional names: Spark resolves names case-insensitively, so "Modality" the feature and
+        # "modality" the output column would collide.
+        inputs = [
+            sf.col("sop_instance_uid").cast("string").alias("sop_instance_uid"),
+            sf.col("exam_id").cast("string").alias("exam_id"),
+            split_column("exam_id", self.split["train"], self.split["validation"], self.split["seed"]).alias("split"),
+            (sf.col(f"`{self.modality_column}`").cast("string") if self.modality_column in present
+             else sf.lit(None).cast("string")).alias("modality"),
+        ]
+        for index, col in enumerate(columns):
+            source = sf.col(f"`{col}`").cast("string") if col in present else sf.lit(None).cast("string")
+            inputs.append(source.alias(f"__tag{index}"))
+        renames = {f"__tag{index}": col for index, col in enumerate(columns)}
+
+        if self.directory is not None:
+            directory: str | None = self.directory
+            payload: bytes | None = None
+            key = f"tag-preprocessing:{directory}:{_manifest_stamp(directory)}"
+        else:
+            directory = None
+            payload = pickle.dumps((self.imputer, self.encoder, self.levels, self.selection.bucketed))
+            key = "tag-preprocessing:" + hashlib.sha256(payload).hexdigest()
+
+        def encode_batches(batches: Any) -> Any:
+            import pickle as _pickle
+
+            import pandas as _pd
+
+            from radnet_spark.tags.features import TagPreprocessing as _TagPreprocessing
+            from radnet_spark.tags.features import encode_tag_batch as _encode
+            from radnet_spark.tags.missforest import cached_load
+
+            def _load() -> Any:
+                if directory is not None:
+                    loaded = _TagPreprocessing.load(directory)
+                    return loaded.imputer, loaded.encoder, loaded.levels, loaded.selection.bucketed
+                return _pickle.loads(payload)
+
+            imputer, encoder, levels, bucketed = cached_load(key, _load)
+            for batch in batches:
+                tags = batch.rename(columns=renames)
+                features = _encode(tags, imputer, encoder, levels, bucketed)
+                yield _pd.DataFrame({
+                    "sop_instance_uid": batch["sop_instance_uid"],
+                    "exam_id": batch["exam_id"],
+                    "split": batch["split"],
+                    "modality": batch["modality"],
+                    "features": list(features),
+                })
+
+        return tags_df.select(*inputs).mapInPandas(encode_batches, schema=OUTPUT_SCHEMA)
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write every fitted part and a manifest to ``directory``; later transforms read from it.
+
+        Args:
+            directory: Target directory (created).
+
+        Returns:
+            The directory.
+        """
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        self.selection.save(target / SELECTION_FILE)
+        self.encoder.save(target / ENCODER_FILE)
+        self.imputer.save(target / IMPUTER_DIR)
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "imputer": self.imputer.kind,
+            "split": self.split,
+            "modality_column": self.modality_column,
+            "continuous": self.encoder.continuous,
+            "categorical": self.encoder.categorical,
+            "bucketed": self.selection.bucketed,
+            "levels": self.levels,
+            "n_features": self.encoder.n_features,
+            "feature_names": self.feature_names,
+            "files": {"selection": SELECTION_FILE, "encoder": ENCODER_FILE, "imputer": IMPUTER_DIR},
+        }
+        # The manifest last: its presence marks a complete artifact.
+        (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        self.directory = str(target)
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> TagPreprocessing:
+        """Load a preprocessing written by :meth:`save`.
+
+        Args:
+            directory: The saved directory.
+
+        Returns:
+            The fitted preprocessing, which transforms exactly as the saved one did.
+        """
+        source = Path(directory)
+        manifest_path = source / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise PipelineError(f"No fitted tag preprocessing in {source} ({MANIFEST_FILE} is missing).")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise PipelineError(
+                f"{source} holds {manifest.get('format')} version {manifest.get('version')}; "
+                f"this radnet-spark reads {FORMAT} version {VERSION}."
+            )
+        return cls(
+            selection=TagSelection.load(source / manifest["files"]["selection"]),
+            levels={k: list(v) for k, v in manifest["levels"].items()},
+            imputer=load_imputer(source / manifest["files"]["imputer"]),
+            encoder=TagEncoder.load(source / manifest["files"]["encoder"]),
+            split=dict(manifest["split"]),
+            modality_column=manifest["modality_column"],
+            directory=str(source),
+        )
+
+
+def _manifest_stamp(directory: str) -> str:
+    manifest = Path(directory) / MANIFEST_FILE
+    return str(manifest.stat().st_mtime_ns) if manifest.is_file() else "unsaved"
+
+
+def _training_sample(
+    tags_df: DataFrame, columns: list[str], rows: int, limit: int, train: float, validation: float, seed: int
+) -> pd.DataFrame:
+    """At most ``limit`` training-split rows of ``columns`` as pandas (falls back to all splits if none)."""
+    selected = [sf.col(f"`{c}`").cast("string").alias(c) for c in columns]
+    training = tags_df.where(split_column("exam_id", train, validation, seed) == "train")
+    expected = max(rows * train, 1.0)
+    # Over-sample a little so the limit, not the fraction's randomness, decides the sample size.
+    fraction = min(1.0, 1.2 * limit / expected)
+    sample = training.sample(withReplacement=False, fraction=fraction, seed=seed).select(*selected)
+    pdf = sample.limit(limit).toPandas()
+    if len(pdf) == 0:
+        log.warning("No training-split rows in the tags table; fitting the tag preprocessing on all splits.")
+        fraction = min(1.0, 1.2 * limit / max(rows, 1))
+        sample = tags_df.sample(withReplacement=False, fraction=fraction, seed=seed).select(*selected)
+        pdf = sample.limit(limit).toPandas()
+    return pdf
+
+
+def fit_tag_preprocessing(
+    tags_df: DataFrame,
+    *,
+    exclude: set[str] | frozenset[str] = KEY_COLUMNS,
+    min_fill_rate: float = 0.2,
+    min_distinct: int = 2,
+    max_categories: int = 50,
+    categorical_overflow: str = "drop",
+    imputer: str = "missforest",
+    missforest_trees: int = 256,
+    missforest_max_iter: int = 10,
+    missforest_n_jobs: int = 2,
+    missforest_max_depth: int | None = None,
+    fit_sample_rows: int = 20_000,
+    train: float = 0.8,
+    validation: float = 0.1,
+    seed: int = 42,
+    modality_column: str = "Modality",
+) -> TagPreprocessing:
+    """Fit the tag view's preprocessing on the ``tags`` table.
+
+    Args:
+        tags_df: The ``tags`` table.
+        exclude: Columns that are not tags (our keys).
+        min_fill_rate: See ``select_tags`` (paper: 0.2).
+        min_distinct: See ``select_tags`` (paper: 2).
+        max_categories: See ``select_tags`` (paper: 50).
+        categorical_overflow: ``"drop"`` or ``"bucket"``, see ``select_tags``.
+        imputer: ``"missforest"`` (paper) or ``"simple"`` (mean/mode).
+        missforest_trees: Trees per forest (paper: 256).
+        missforest_max_iter: MissForest iterations at most (paper: 10).
+        missforest_n_jobs: Threads per forest while fitting on the driver.
+        missforest_max_depth: Optional tree depth limit (bounds model size on large samples).
+        fit_sample_rows: Most training rows brought to the driver for fitting.
+        train: Training share of the exam split.
+        validation: Validation share of the exam split.
+        seed: Seed of the split, the sample and the forests.
+        modality_column: Tag column copied to the output's ``modality``.
+
+    Returns:
+        The fitted preprocessing (not yet saved).
+    """
+    if fit_sample_rows < 1:
+        raise UserError(f"fit_sample_rows must be at least 1, got {fit_sample_rows}.")
+    if "exam_id" not in tags_df.columns:
+        raise UserError("The tags table has no exam_id column; is it the output of ingest?")
+    profile = profile_tags(tags_df, exclude=exclude)
+    selection = select_tags(profile, min_fill_rate, min_distinct, max_categories, categorical_overflow)
+    log.info("%s", selection.to_markdown())
+    continuous, categorical = selection.continuous, selection.categorical
+    if not continuous and not categorical:
+        raise UserError(
+            "No DICOM tag column survived the selection (fill rate, distinct values, identifiers, text); "
+            "check the tags table or relax min_fill_rate/max_categories."
+        )
+    sample = _training_sample(
+        tags_df, continuous + categorical, profile.rows, fit_sample_rows, train, validation, seed
+    )
+    log.info("Fitting tag preprocessing on %d sampled rows.", len(sample))
+    normalised = normalise_tag_frame(sample, continuous, categorical)
+    levels = category_levels(normalised, categorical, selection.bucketed, max_categories)
+    prepared = prepare_tag_batch(normalised, continuous, categorical, levels, selection.bucketed)
+    params: dict[str, Any] = {}
+    if imputer == "missforest":
+        params = {
+            "n_estimators": missforest_trees, "max_iter": missforest_max_iter, "n_jobs": missforest_n_jobs,
+            "seed": seed, "max_depth": missforest_max_depth,
+        }
+    fitted_imputer = make_imputer(imputer, continuous, categorical, **params).fit(prepared)
+    encoder = TagEncoder(continuous, categorical).fit(prepared, categories=levels)
+    return TagPreprocessing(
+        selection=selection,
+        levels=levels,
+        imputer=fitted_imputer,
+        encoder=encoder,
+        split={"train": train, "validation": validation, "seed": seed},
+        modality_column=modality_column,
+    )

@@ -1,0 +1,1 @@
+"""Narrative diagnoses: cleaning, stemming, vocabulary and text embeddings."""

@@ -1,0 +1,259 @@
+"""Narrative diagnoses: read the export, scrub, clean, stem, reject, and build the ``diagnoses`` table.
+
+Per record (:func:`process_diagnosis`, no Spark): identifiers are scrubbed from the free text first,
+so dates and id numbers never reach the clean text, the stems or any output; then the text is
+cleaned, split into words and stemmed. Empty and very short diagnoses are rejected like the paper
+did. :func:`diagnoses_table` applies that to a DataFrame with ``mapInPandas`` and keeps one diagnosis
+per exam.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as sf
+from pyspark.sql import types as st
+
+from radnet_spark.errors import InputPathError, UserError
+from radnet_spark.text.stemming import DEFAULT_LANGUAGE, clean_text, stem_tokens, tokenize
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STAGE = "diagnosis"
+
+# Reason codes, spelled as in radnet_spark.dicom.reasons.RejectReason.
+EMPTY_DIAGNOSIS = "empty_diagnosis"
+SHORT_DIAGNOSIS = "short_diagnosis"
+DUPLICATE_DIAGNOSIS = "duplicate_diagnosis"
+MISSING_EXAM_KEY = "missing_exam_key"
+
+DEFAULT_MIN_CHARS = 10
+
+_PROCESSED_SCHEMA = st.StructType(
+    [
+        st.StructField("exam_id", st.StringType()),
+        st.StructField("diagnosis_raw", st.StringType()),
+        st.StructField("diagnosis_clean", st.StringType()),
+        st.StructField("stems", st.ArrayType(st.StringType())),
+        st.StructField("reason", st.StringType()),
+        st.StructField("detail", st.StringType()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class DiagnosisResult:
+    """One processed diagnosis.
+
+    Attributes:
+        scrubbed: The text with dates and id-like tokens replaced (``None`` when there was no text).
+        clean: Lower-case text without punctuation, words separated by single spaces.
+        stems: One stem per word of ``clean``.
+        reject_reason: A reason code when the diagnosis is unusable, else ``None``.
+        reject_detail: Human-readable explanation of the rejection; never contains the text itself.
+    """
+
+    scrubbed: str | None
+    clean: str
+    stems: list[str]
+    reject_reason: str | None = None
+    reject_detail: str | None = None
+
+
+def process_diagnosis(
+    raw: str | None, *, language: str = DEFAULT_LANGUAGE, min_chars: int = DEFAULT_MIN_CHARS
+) -> DiagnosisResult:
+    """Scrub, clean, tokenize and stem one narrative diagnosis, or say why it is unusable.
+
+    Args:
+        raw: The diagnosis as exported from the hospital system; ``None`` when missing.
+        language: Stemmer language (see :func:`radnet_spark.text.stemming.get_stemmer`).
+        min_chars: Diagnoses whose cleaned text is shorter than this are rejected as short.
+
+    Returns:
+        The processed diagnosis; ``reject_reason`` is ``empty_diagnosis`` or ``short_diagnosis`` when
+        it should not be used.
+    """
+    # Imported here: the module is light on the driver and executors import it once per worker.
+    from radnet_spark.dicom.deid import scrub_free_text
+
+    if raw is None or not raw.strip():
+        return DiagnosisResult(None, "", [], EMPTY_DIAGNOSIS, "the diagnosis is empty")
+    scrubbed = scrub_free_text(raw)
+    clean = clean_text(scrubbed)
+    if not clean:
+        return DiagnosisResult(
+            scrubbed, "", [], EMPTY_DIAGNOSIS, "the diagnosis has no words after removing punctuation"
+        )
+    if len(clean) < min_chars:
+        return DiagnosisResult(
+            scrubbed,
+            clean,
+            [],
+            SHORT_DIAGNOSIS,
+            f"the cleaned diagnosis has {len(clean)} characters, fewer than the minimum {min_chars}",
+        )
+    return DiagnosisResult(scrubbed, clean, stem_tokens(tokenize(clean), language))
+
+
+def _require_columns(df: DataFrame, columns: list[str], where: str) -> None:
+    present = {name.lower() for name in df.columns}
+    for column in columns:
+        if column.lower() not in present:
+            raise UserError(
+                f"{where} has no column {column!r}; its columns are: {', '.join(df.columns)}."
+            )
+
+
+def read_diagnoses(
+    spark: SparkSession,
+    path: str,
+    exam_key_column: str = "AccessionNumber",
+    text_column: str = "diagnosis",
+) -> DataFrame:
+    """Read the diagnoses export: CSV (header row, UTF-8, quoted multi-line text) or Parquet.
+
+    The format follows the extension: ``.csv``/``.csv.gz`` is CSV, ``.parquet``/``.pq`` or a
+    directory is Parquet.
+
+    Args:
+        spark: The active session.
+        path: File or directory of the export.
+        exam_key_column: Column holding the exam key (the accession number).
+        text_column: Column holding the diagnosis text.
+
+    Returns:
+        A DataFrame with exactly the two columns, both strings, under their given names.
+
+    Raises:
+        InputPathError: The path does not exist or has an extension we do not read.
+        UserError: A required column is missing.
+    """
+    lowered = path.lower().rstrip("/")
+    local = path[len("file://") :] if path.startswith("file://") else path
+    if "://" not in local and not os.path.exists(local):
+        raise InputPathError(f"Diagnoses file {path} does not exist.")
+    if lowered.endswith((".csv", ".csv.gz")):
+        df = (
+            spark.read.option("header", "true")
+            .option("multiLine", "true")
+            .option("encoding", "UTF-8")
+            .option("quote", '"')
+            .option("escape", '"')
+            .csv(path)
+        )
+    elif lowered.endswith((".parquet", ".pq")) or ("://" not in local and os.path.isdir(local)):
+        df = spark.read.parquet(path)
+    else:
+        raise InputPathError(
+            f"Diagnoses file {path} must be CSV (.csv, .csv.gz) or Parquet (.parquet, .pq or a directory)."
+        )
+    _require_columns(df, [exam_key_column, text_column], f"Diagnoses file {path}")
+    return df.select(
+        sf.col(exam_key_column).cast("string").alias(exam_key_column),
+        sf.col(text_column).cast("string").alias(text_column),
+    )
+
+
+def diagnoses_table(
+    df: DataFrame,
+    *,
+    source_path: str,
+    salt: str,
+    exam_key_column: str = "AccessionNumber",
+    text_column: str = "diagnosis",
+    language: str = DEFAULT_LANGUAGE,
+    min_chars: int = DEFAULT_MIN_CHARS,
+) -> tuple[DataFrame, DataFrame]:
+    """Build the ``diagnoses`` table and the diagnosis rejects from the exported diagnoses.
+
+    Every row is scrubbed, cleaned and stemmed on the executors. An exam with several rows keeps one
+    (a usable one first, then the longest) and the others are rejected as ``duplicate_diagnosis``.
+
+    Args:
+        df: Rows with the exam key and the diagnosis text (see :func:`read_diagnoses`).
+        source_path: Path of the diagnoses export; it is the ``path`` of every reject row.
+        salt: Secret salt of the exam id hash.
+        exam_key_column: Column holding the exam key (the accession number, never output in clear).
+        text_column: Column holding the diagnosis text.
+        language: Stemmer language.
+        min_chars: Minimum length of the cleaned text.
+
+    Returns:
+        ``(diagnoses, rejects)``: diagnoses with ``exam_id``, ``diagnosis_raw`` (scrubbed),
+        ``diagnosis_clean``, ``stems``; rejects with ``path``, ``stage``, ``reason``, ``detail``, where
+        the detail names the exam only by its hashed id. Both come from one lazy plan, so writing both
+        processes the text twice; it is cheap next to the image view.
+    """
+    _require_columns(df, [exam_key_column, text_column], "The diagnoses DataFrame")
+    if not salt:
+        raise UserError("Hashing exam ids needs a non-empty salt.")
+    the_salt, the_language, the_min_chars = salt, language, min_chars
+
+    def process(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        from radnet_spark.dicom.deid import salted_hash
+
+        for batch in batches:
+            rows = []
+            for key, text in zip(batch.iloc[:, 0], batch.iloc[:, 1], strict=True):
+                key = None if key is None or pd.isna(key) else str(key).strip()
+                text = None if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
+                if not key:
+                    rows.append((None, None, None, None, MISSING_EXAM_KEY, "the row has no exam key"))
+                    continue
+                exam_id = salted_hash(key, the_salt)
+                result = process_diagnosis(text, language=the_language, min_chars=the_min_chars)
+                detail = None if result.reject_reason is None else f"exam {exam_id}: {result.reject_detail}"
+                rows.append(
+                    (exam_id, result.scrubbed, result.clean, result.stems, result.reject_reason, detail)
+                )
+            yield pd.DataFrame(rows, columns=_PROCESSED_SCHEMA.fieldNames())
+
+    processed = df.select(exam_key_column, text_column).mapInPandas(process, _PROCESSED_SCHEMA)
+
+    # Several rows for one exam: keep a usable one, the longest, ties broken by text for determinism.
+    by_exam = Window.partitionBy("exam_id")
+    ranked = (
+        processed.withColumn("_rows", sf.count(sf.lit(1)).over(by_exam))
+        .withColumn(
+            "_rank",
+            sf.row_number().over(
+                by_exam.orderBy(
+                    sf.col("reason").isNull().desc(),
+                    sf.length("diagnosis_clean").desc(),
+                    sf.col("diagnosis_raw").asc_nulls_last(),
+                )
+            ),
+        )
+        .withColumn(
+            "reason",
+            sf.when(
+                sf.col("exam_id").isNotNull() & (sf.col("_rank") > 1) & sf.col("reason").isNull(),
+                sf.lit(DUPLICATE_DIAGNOSIS),
+            ).otherwise(sf.col("reason")),
+        )
+        .withColumn(
+            "detail",
+            sf.when(
+                sf.col("reason") == DUPLICATE_DIAGNOSIS,
+                sf.format_string("exam %s has %d diagnosis rows; one was kept", "exam_id", "_rows"),
+            ).otherwise(sf.col("detail")),
+        )
+    )
+    diagnoses = ranked.where(sf.col("reason").isNull()).select(
+        "exam_id", "diagnosis_raw", "diagnosis_clean", "stems"
+    )
+    rejects = ranked.where(sf.col("reason").isNotNull()).select(
+        sf.lit(source_path).alias("path"),
+        sf.lit(STAGE).alias("stage"),
+        sf.col("reason"),
+        sf.col("detail"),
+    )
+    return diagnoses, rejects

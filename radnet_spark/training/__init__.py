@@ -1,0 +1,1 @@
+"""Driver-side training: Parquet → torch streaming and the autoencoder training loop."""

@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+from radnet_spark.cli import main
+
+
+def test_missing_dicom_folder_exits_2_with_one_sentence(tmp_path, capsys):
+    code = main(["ingest", "--dicom", str(tmp_path / "absent"), "--out", str(tmp_path / "wh")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "absent is not a directory" in err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_bad_override_exits_2(tmp_path, capsys):
+    (tmp_path / "dump").mkdir()
+    code = main(["ingest", "--dicom", str(tmp_path / "dump"), "--out", str(tmp_path / "wh"),
+                 "--set", "ingest.image_size=huge"])
+    assert code == 2
+    assert "ingest.image_size must be int" in capsys.readouterr().err
+
+
+def test_module_entry_point_shows_subcommands():
+    result = subprocess.run([sys.executable, "-m", "radnet_spark", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("synth", "ingest"):
+        assert command in result.stdout
+
+
+def test_unknown_subcommand_exits_2():
+    result = subprocess.run([sys.executable, "-m", "radnet_spark", "frobnicate"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr

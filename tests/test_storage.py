@@ -1,0 +1,41 @@
+import os
+
+from radnet_spark.storage import list_files_distributed, shallow_split, to_local_path, to_uri, walk_files
+
+
+def _make_tree(root):
+    paths = []
+    for i in range(5):
+        sub = root / f"PAT{i}" / "STUDY" / f"SER {i}"
+        sub.mkdir(parents=True)
+        for name in ("IM0001", ".hidden", "_underscore", "x.dcm"):
+            (sub / name).write_bytes(b"x" * (i + 1))
+            paths.append(str(sub / name))
+    (root / "top-level-file").write_bytes(b"abc")
+    paths.append(str(root / "top-level-file"))
+    return sorted(paths)
+
+
+def test_uri_round_trip_and_dbfs_paths(tmp_path):
+    assert to_local_path(to_uri(tmp_path / "a b")) == str(tmp_path / "a b")
+    assert to_local_path("dbfs:/mnt/pacs") == "/dbfs/mnt/pacs"
+
+
+def test_walk_lists_hidden_and_underscore_files(tmp_path):
+    expected = _make_tree(tmp_path)
+    assert sorted(p for p, _, _ in walk_files(str(tmp_path))) == expected
+
+
+def test_shallow_split_bounds_driver_work(tmp_path):
+    _make_tree(tmp_path)
+    subtrees, files = shallow_split(str(tmp_path), target_dirs=3)
+    assert len(subtrees) >= 3
+    assert files == [str(tmp_path / "top-level-file")]
+
+
+def test_distributed_listing_finds_every_file_once(spark, tmp_path):
+    expected = _make_tree(tmp_path)
+    rows = list_files_distributed(spark, str(tmp_path)).collect()
+    assert sorted(r["path"] for r in rows) == expected
+    sizes = {r["path"]: r["size"] for r in rows}
+    assert all(sizes[p] == os.path.getsize(p) for p in expected)
