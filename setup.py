@@ -14,6 +14,7 @@ INSTALL_REQUIRES = [
     "scipy>=1.13",
     "torch>=2.4,<=2.13.0",  # 2.13.0 CPU lies on disk here; wider ranges can pull a CUDA build
     "pydicom>=3.0,<4",
+    "dicom-anonymizer>=2.1,<3",  # BSD-3: the PS3.15 attribute table we de-identify with
     # Permissive pixel decoders (MIT / Apache-2.0) for compressed transfer syntaxes.
     "pylibjpeg>=2.0,<3",
     "pylibjpeg-openjpeg>=2.3,<3",

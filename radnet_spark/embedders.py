@@ -134,7 +134,7 @@ def _encode_in_batches(encode: Any, inputs: np.ndarray, device: torch.device, ba
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(inputs), batch_rows):
-            chunk = torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch_rows])).to(device)
+            chunk = torch.from_numpy(np.require(inputs[start:start + batch_rows], requirements=["C", "W"])).to(device)
             outputs.append(encode(chunk).to("cpu").numpy())
     return np.concatenate(outputs).astype(np.float32, copy=False)
 
@@ -160,7 +160,9 @@ def read_embedder_config(directory: str, expected: str) -> tuple[Path, dict[str,
             f"this radnet-spark reads version {FORMAT_VERSION}."
         )
     if config.get("embedder") != expected:
-        raise PipelineError(f"{directory} holds a {config.get('embedder')} embedder, not a {expected} embedder.")
+        raise PipelineError(
+            f"{directory} holds the {config.get('embedder')!r} embedder, but the {expected!r} one was asked for."
+        )
     return folder, config
 
 

@@ -118,7 +118,7 @@ def test_rows_without_a_vector_keep_a_null_cluster(spark):
 def test_sample_and_mllib_engines_agree_on_separated_blobs(spark):
     x, y = _blobs(n=400)
     df = _frame(spark, x).cache()
-    sample = fit_kmeans(df, 4, engine="sample", fit_sample_rows=200, seed=1)
+    sample = fit_kmeans(df, 4, engine="sample", fit_sample_rows=400, seed=1)
     mllib = fit_kmeans(df, 4, engine="mllib", seed=1)
     a = sample.assign(df).orderBy("sop_instance_uid").toPandas()["cluster"].to_numpy()
     b = mllib.assign(df).orderBy("sop_instance_uid").toPandas()["cluster"].to_numpy()

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +53,9 @@ DEFAULT_MAX_SEQUENCE_DEPTH = 16
 # Attributes with more values than this are arrays (LUTs, coordinates), useless as tag columns.
 MAX_VALUES_PER_ATTRIBUTE = 64
 DEFER_BYTES = 64 * 1024
+_NUMERIC_STRING_VRS = frozenset({"DS", "IS"})
+# C0 controls other than tab/newline/carriage return are never meaningful in a tag value.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @contextlib.contextmanager
@@ -94,7 +99,7 @@ def _check_truncation(ds: Dataset, file_size: int, deflated: bool) -> None:
     last_end = 0
     last_defined = True
     for tag in list(ds.keys()):
-        elem = ds.get_item(tag)
+        elem = ds.get_item(tag, keep_deferred=True)
         if not isinstance(elem, RawDataElement):
             continue
         length = elem.length
@@ -122,7 +127,7 @@ def _sequence_depth_exceeds(ds: Dataset, limit: int) -> bool:
     if limit <= 0:
         return True
     for tag in list(ds.keys()):
-        elem = ds.get_item(tag)
+        elem = ds.get_item(tag, keep_deferred=True)
         if elem.VR != "SQ":
             continue
         for item in ds[tag].value:
@@ -181,18 +186,24 @@ def read_dataset(
         with open(path, "rb") as handle:
             head = handle.read(132)
     except OSError as error:
-        raise RecordRejected(RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__}).") from None
+        raise RecordRejected(
+            RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__})."
+        ) from None
 
     is_part10 = head[128:132] == b"DICM"
     if not is_part10 and not _looks_like_raw_dataset(head):
-        raise RecordRejected(RejectReason.NOT_DICOM, "The file has no DICOM preamble and no DICOM dataset start.")
+        raise RecordRejected(
+            RejectReason.NOT_DICOM, "The file has no DICOM preamble and no DICOM dataset start."
+        )
 
     with quiet_pydicom():
         ds = _parse(path, stop_before_pixels=stop_before_pixels, force=not is_part10)
         if not is_part10 and not any(tag.group == 0x0008 for tag in list(ds.keys())):
             raise RecordRejected(RejectReason.NOT_DICOM, "The file does not parse as a DICOM dataset.")
         if is_part10 and len(ds.keys()) == 0:
-            raise RecordRejected(RejectReason.TRUNCATED, "The file ends inside its file meta information.")
+            raise RecordRejected(
+                RejectReason.TRUNCATED, "No dataset element could be read after the file meta information."
+            )
 
         meta = getattr(ds, "file_meta", None)
         transfer_syntax = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -215,9 +226,10 @@ def read_dataset(
         if not transfer_syntax:
             if is_part10:
                 raise RecordRejected(
-                    RejectReason.MISSING_TRANSFER_SYNTAX, "The file meta information has no TransferSyntaxUID."
+                    RejectReason.MISSING_TRANSFER_SYNTAX,
+                    "The file meta information has no TransferSyntaxUID.",
                 )
-            pixel_elem = next((ds.get_item(t) for t in _PIXEL_TAGS if t in ds), None)
+            pixel_elem = next((ds.get_item(t, keep_deferred=True) for t in _PIXEL_TAGS if t in ds), None)
             if pixel_elem is not None and pixel_elem.is_undefined_length:
                 raise RecordRejected(
                     RejectReason.MISSING_TRANSFER_SYNTAX,
@@ -251,23 +263,34 @@ def _parse(path: str, *, stop_before_pixels: bool, force: bool) -> Dataset:
     except RecursionError:
         raise RecordRejected(RejectReason.SEQUENCE_TOO_DEEP, "Sequences nest too deeply to parse.") from None
     except OSError as error:
-        raise RecordRejected(RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__}).") from None
+        raise RecordRejected(
+            RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__})."
+        ) from None
     except Exception as error:  # noqa: BLE001 - pydicom raises many types on malformed input
         raise RecordRejected(
             RejectReason.READ_ERROR, f"The dataset cannot be parsed ({type(error).__name__})."
         ) from None
 
 
-def _format_value(value: Any) -> str | None:
-    """One DICOM value as a clean string, or None when empty."""
+def _format_value(value: Any, vr: str | None) -> str | None:
+    """One DICOM value as a clean string; None when empty or, for DS/IS, not a finite number."""
     if value is None:
         return None
     if isinstance(value, bytes | bytearray):
         text = bytes(value).decode("utf-8", errors="replace")
     else:  # DS/IS keep their original text through str(); PersonName renders all groups
         text = str(value)
-    text = text.replace("\x00", "").strip()
-    return text or None
+    text = _CONTROL_CHARS.sub("", text).strip()
+    if not text:
+        return None
+    if vr in _NUMERIC_STRING_VRS:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        if not math.isfinite(number) or (vr == "IS" and number != int(number)):
+            return None
+    return text
 
 
 def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
@@ -277,8 +300,10 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
     Attributes whose dictionary value multiplicity is not exactly 1 (``ImageType``, ``WindowCenter``,
     ``PixelSpacing``, …) and any element that actually holds several values appear only split, as
     ``Keyword_0``, ``Keyword_1``, …, so a column means the same thing in every row. Text is decoded
-    with the dataset's SpecificCharacterSet; undecodable bytes become U+FFFD. A value pydicom cannot
-    convert (for example ``DS`` holding letters) becomes None instead of failing the record.
+    with the dataset's SpecificCharacterSet; undecodable bytes become U+FFFD. A value that fails
+    validation (``DS``/``IS`` that is not a number, or one pydicom cannot convert at all) becomes
+    None instead of failing the record; an element with an unknown VR code is read by pydicom as
+    ``UN`` (binary) and left out.
 
     Args:
         ds: A dataset from :func:`read_dataset` (pixel data may or may not be loaded).
@@ -299,7 +324,7 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
             if not keyword:
                 continue
             try:
-                raw_vr = ds.get_item(tag).VR
+                raw_vr = ds.get_item(tag, keep_deferred=True).VR
             except Exception:  # noqa: BLE001
                 raw_vr = None
             if raw_vr == "SQ" or raw_vr in _BINARY_VRS:
@@ -312,11 +337,11 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
                 continue
             if elem.VR == "SQ" or elem.VR in _BINARY_VRS:
                 continue
-            _add_value(tags, keyword, tag, value)
+            _add_value(tags, keyword, tag, value, elem.VR)
     return tags
 
 
-def _add_value(tags: dict[str, str | None], keyword: str, tag: BaseTag, value: Any) -> None:
+def _add_value(tags: dict[str, str | None], keyword: str, tag: BaseTag, value: Any, vr: str | None) -> None:
     """Store one element's value, split into ``Keyword_i`` columns when it is multi-valued."""
     try:
         vm = dictionary_VM(tag)
@@ -325,7 +350,7 @@ def _add_value(tags: dict[str, str | None], keyword: str, tag: BaseTag, value: A
     multi = isinstance(value, MultiValue | list | tuple)
     if not multi and vm == "1":
         try:
-            tags[keyword] = _format_value(value)
+            tags[keyword] = _format_value(value, vr)
         except Exception:  # noqa: BLE001 - str() of a malformed value
             tags[keyword] = None
         return
@@ -334,6 +359,6 @@ def _add_value(tags: dict[str, str | None], keyword: str, tag: BaseTag, value: A
         return
     for index, item in enumerate(values):
         try:
-            tags[f"{keyword}_{index}"] = _format_value(item)
+            tags[f"{keyword}_{index}"] = _format_value(item, vr)
         except Exception:  # noqa: BLE001
             tags[f"{keyword}_{index}"] = None

@@ -39,6 +39,8 @@ class RejectReason(StrEnum):
     DUPLICATE_SOP_INSTANCE_UID = "duplicate_sop_instance_uid"
     EMPTY_DIAGNOSIS = "empty_diagnosis"
     SHORT_DIAGNOSIS = "short_diagnosis"
+    DUPLICATE_DIAGNOSIS = "duplicate_diagnosis"
+    MISSING_EXAM_KEY = "missing_exam_key"
 
 
 class RecordRejected(Exception):  # noqa: N818 - the name the ingest job and rejects table use

@@ -70,8 +70,8 @@ def parse_file(path: str, size: int, options: ParseOptions) -> dict:
     if not is_image_instance(header):
         return _reject(row, "image", RejectReason.NO_PIXEL_DATA, "instance has no pixel data")
     try:
-        dataset = read_dataset(path, stop_before_pixels=False, max_file_bytes=options.max_file_bytes)
-        exported = export_8bit(dataset, options.policy)
+        # The header read defers large values, so the pixels load from the same dataset on demand.
+        exported = export_8bit(header, options.policy)
     except RecordRejected as rejected:
         return _reject(row, "image", rejected.reason, rejected.detail)
     except MemoryError:

@@ -60,20 +60,10 @@ def new_run_id() -> str:
 
 
 def parse_options(config: RadnetConfig, salt: str) -> ParseOptions:
-    ingest = config.ingest
-    policy = PixelPolicy(
-        image_size=ingest.image_size,
-        min_max_value=ingest.min_max_value,
-        min_distinct_ratio=ingest.min_distinct_ratio,
-        min_distinct_ratio_xa_multiframe=ingest.min_distinct_ratio_xa_multiframe,
-        min_aspect_ratio=ingest.min_aspect_ratio,
-        estimate_missing_window=ingest.estimate_missing_window,
-        max_pixel_bytes=ingest.max_pixel_bytes,
-    )
     return ParseOptions(
         salt=salt,
-        policy=policy,
-        max_file_bytes=ingest.max_file_bytes,
+        policy=PixelPolicy.from_config(config.ingest),
+        max_file_bytes=config.ingest.max_file_bytes,
         keep_dates=config.privacy.keep_dates,
         hash_sop_instance_uid=config.privacy.hash_sop_instance_uid,
     )
@@ -245,7 +235,9 @@ def _ingest_diagnoses(
     rejects = rejects.select("path", "stage", "reason", "detail", F.lit(run_id).alias("ingest_run_id"))
     if table_exists(warehouse, "rejects"):
         rejects = rejects.join(
-            read_table(spark, warehouse, "rejects").select("path", "stage"), ["path", "stage"], "left_anti"
+            read_table(spark, warehouse, "rejects").select("path", "stage", "detail"),
+            ["path", "stage", "detail"],
+            "left_anti",
         )
     rejects = rejects.persist()
     write_table(diagnoses, warehouse, "diagnoses", mode="append")

@@ -8,6 +8,8 @@ patient's id so that scrubbing can be tested.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from radnet_spark.synth.tags import typo
@@ -69,8 +71,13 @@ PHRASES: dict[str, dict[str, dict[str, list[str]]]] = {
             "finding": ["Infiltrat u donjem desnom plućnom polju, pneumonija.", "Manji pleuralni izljev lijevo.",
                         "Kardiomegalija.", "Pneumotoraks desno.", "Znakovi zastoja u plućnom krvotoku.",
                         "Okrugla sjena u gornjem lijevom plućnom režnju, preporuča se CT.",
-                        "Stenoza RIA 70%, učinjena PCI sa stentom.", "Koronarne arterije bez značajnih stenoza.",
                         "Plućna embolija u segmentalnim ograncima desno."],
+        },
+        "coronary": {
+            "normal": ["Koronarne arterije bez značajnih stenoza.", "Uredna koronarografija.",
+                       "Desna koronarna arterija dominantna, bez stenoza."],
+            "finding": ["Stenoza RIA 70%, učinjena PCI sa stentom.", "Okluzija ACD u proksimalnom segmentu.",
+                        "Trožilna koronarna bolest.", "Stenoza RCx 50%."],
         },
         "breast": {
             "normal": ["Dojke simetrične, bez suspektnih lezija.", "BI-RADS 1.", "Fibroglandularni parenhim uredan."],
@@ -144,8 +151,13 @@ PHRASES: dict[str, dict[str, dict[str, list[str]]]] = {
                        "Costophrenic angles clear."],
             "finding": ["Consolidation in the right lower zone, pneumonia.", "Small left pleural effusion.",
                         "Cardiomegaly.", "Right pneumothorax.", "Pulmonary venous congestion.",
-                        "Nodule in the left upper lobe, CT recommended.", "LAD stenosis 70%, PCI with stent.",
+                        "Nodule in the left upper lobe, CT recommended.",
                         "Segmental pulmonary embolism on the right."],
+        },
+        "coronary": {
+            "normal": ["No significant coronary stenosis.", "Normal coronary angiography.", "Right dominant system."],
+            "finding": ["LAD stenosis 70%, PCI with stent.", "Proximal RCA occlusion.", "Three-vessel disease.",
+                        "Circumflex stenosis 50%."],
         },
         "breast": {
             "normal": ["Symmetric breasts, no suspicious lesion.", "BI-RADS 1."],
@@ -236,7 +248,7 @@ def diagnosis_text(part: str, modality: str, language: str, rng: np.random.Gener
         return ""
     if r < 0.14:
         return str(SHORT[language][int(rng.integers(0, len(SHORT[language])))])
-    family = PHRASES[language][FAMILY[part]]
+    family = PHRASES[language]["coronary" if (modality, part) == ("XA", "CHEST") else FAMILY[part]]
     names = PART_NAME[language].get(part, [""])
     sentences: list[str] = []
     if rng.random() < 0.5:
@@ -252,7 +264,7 @@ def diagnosis_text(part: str, modality: str, language: str, rng: np.random.Gener
     text = " ".join(s.replace("{p}", names[int(rng.integers(0, len(names)))]) for s in sentences)
     for full, short in ABBREVIATIONS[language].items():
         if rng.random() < 0.3:
-            text = text.replace(full, short)
+            text = re.sub(rf"\b{full}\b(?!\.)", short, text)
     text = typo(text, rng, 0.03)
     if rng.random() < 0.04:
         d = f"{study_date[6:8]}.{study_date[4:6]}.{int(study_date[:4]) - 1}."

@@ -79,6 +79,7 @@ class SeriesStyle:
     window_explanations: list[str] = field(default_factory=list)
     weighting: str = ""
     gain: float = 1.0
+    bias: tuple[float, float] = (0.0, 0.0)  # MR receive-coil shading: linear gradient in x and y
 
 
 def series_style(modality: str, part: str, rng: np.random.Generator, contrast: bool = False) -> SeriesStyle:
@@ -101,7 +102,7 @@ def series_style(modality: str, part: str, rng: np.random.Generator, contrast: b
         windows = CT_WINDOWS.get(part, _CT_DEFAULT_WINDOWS)
         n = 2 if rng.random() < 0.35 else 1
         return SeriesStyle(
-            modality, table, noise=float(rng.uniform(6, 22)), bits_stored=12, bits_allocated=16,
+            modality, table, noise=float(rng.uniform(4, 14)), bits_stored=12, bits_allocated=16,
             rescale=(1.0, -1024.0), rescale_type="HU", windows=list(windows[:n]),
             window_explanations=["WINDOW1", "WINDOW2"][:n],
         )
@@ -110,8 +111,10 @@ def series_style(modality: str, part: str, rng: np.random.Generator, contrast: b
         gain = float(rng.uniform(0.6, 2.2))
         table = (_MR_T2 if t2 else _MR_T1) * gain
         bits = 12 if rng.random() < 0.7 else 16
+        a, b = rng.uniform(-0.25, 0.25, 2)
         return SeriesStyle(modality, table.astype(np.float32), noise=float(rng.uniform(8, 25)) * gain,
-                           bits_stored=bits, bits_allocated=16, weighting="T2" if t2 else "T1", gain=gain)
+                           bits_stored=bits, bits_allocated=16, weighting="T2" if t2 else "T1", gain=gain,
+                           bias=(float(a), float(b)))
     if modality in ("CR", "DX"):
         bits = int(rng.choice([10, 12, 12, 14]))
         mono1 = rng.random() < 0.3
@@ -130,38 +133,53 @@ def series_style(modality: str, part: str, rng: np.random.Generator, contrast: b
     return SeriesStyle(modality, _US.copy(), noise=25.0, bits_stored=8, bits_allocated=8)
 
 
-def physical(labels: np.ndarray, style: SeriesStyle, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Physical values (HU, a.u., attenuation 0..1, counts) of one image, noise included."""
+def base_values(labels: np.ndarray, style: SeriesStyle) -> np.ndarray:
+    """Noise-free physical values (HU, a.u., attenuation 0..1, counts) of a label map, lightly blurred.
+
+    MR values include the series' bias field.
+    """
     values = uniform_filter(style.table[labels], size=3)
     if style.modality == "MR":
         rows, cols = labels.shape
-        yy = np.linspace(-1, 1, rows, dtype=np.float32)[:, None]
-        xx = np.linspace(-1, 1, cols, dtype=np.float32)[None, :]
-        a, b = rng.uniform(-0.25, 0.25, 2)
-        values = values * (1.0 + a * xx + b * yy).astype(np.float32)
-        return np.abs(values + noise * style.noise)
+        a, b = style.bias
+        yy = np.linspace(-b, b, rows, dtype=np.float32)[:, None]
+        xx = np.linspace(-a, a, cols, dtype=np.float32)[None, :]
+        values *= 1.0 + xx + yy
+    return values
+
+
+def finish(base: np.ndarray, style: SeriesStyle, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Add the modality's noise to noise-free values of one image (magnitude for MR, Poisson for NM)."""
+    if style.modality == "MR":
+        out = noise * np.float32(style.noise)
+        out += base
+        return np.abs(out, out=out)
     if style.modality == "NM":
-        return rng.poisson(np.maximum(values, 0)).astype(np.float32)
+        return rng.poisson(np.maximum(base, 0)).astype(np.float32)
     if style.modality == "US":
-        speckle = np.abs(1.0 + 0.5 * noise)
-        return values * speckle
-    return values + noise * style.noise
+        return base * np.abs(1.0 + 0.5 * noise)
+    out = noise * np.float32(style.noise)
+    out += base
+    return out
 
 
 def store(values: np.ndarray, style: SeriesStyle) -> np.ndarray:
-    """Quantise physical values to the stored integer representation of the style."""
+    """Quantise physical values to the stored integer representation of the style.
+
+    ``values`` is used as scratch space (it is a fresh array from ``finish``).
+    """
     top = (1 << style.bits_stored) - 1
+    out = values.astype(np.float32, copy=False)
     if style.modality == "CT":
-        stored = np.clip(values + 1024.0, 0, top)
+        out += 1024.0
     elif style.modality in ("CR", "DX", "XA", "RF"):
-        # Radiographs are log-exposure: a mild gamma keeps soft tissue off the floor.
-        stored = np.clip(values, 0.0, 1.0) ** 0.9 * top
+        np.clip(out, 0.0, 1.0, out=out)
+        out *= top
         if style.photometric == "MONOCHROME1":
-            stored = top - stored
-    else:
-        stored = np.clip(values, 0, top)
-    dtype = np.uint8 if style.bits_allocated == 8 else np.uint16
-    return np.rint(stored).astype(dtype)
+            np.subtract(top, out, out=out)
+    out += 0.5  # round half up on the cast below
+    np.clip(out, 0, top + 0.49, out=out)
+    return out.astype(np.uint8 if style.bits_allocated == 8 else np.uint16)
 
 
 def display_windows(stored: np.ndarray, style: SeriesStyle, rng: np.random.Generator) -> list[tuple[float, float]]:

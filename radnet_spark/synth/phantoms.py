@@ -312,7 +312,7 @@ def _abdomen_projection(cv: Canvas, rng: np.random.Generator, part: str) -> None
             cv.capsule(-0.25, 0.0, -0.2, 0.3, 0.05, BARIUM)
         else:  # colon frame
             pts = [(-0.6, 0.7), (-0.6, -0.4), (-0.2, -0.55), (0.3, -0.5), (0.62, -0.4), (0.6, 0.5), (0.1, 0.75)]
-            for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:], strict=True):
                 cv.capsule(x0, y0, x1, y1, 0.11, BARIUM)
                 cv.capsule(x0, y0, x1, y1, 0.05, GAS)
     elif part == "URINARYTRACT":

@@ -6,10 +6,11 @@ import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 from radnet_spark.synth import vocabulary as voc
+from radnet_spark.synth.fileformat import Header
 
 SOP_CLASSES: dict[str, str] = {
     "CT": "1.2.840.10008.5.1.4.1.1.2",
@@ -149,8 +150,8 @@ class Descriptions:
 _LANG_WEIGHTS = {"hr": 0.5, "la": 0.15, "en": 0.2, "de": 0.15}
 
 
-def _term(part: str, rng: np.random.Generator, weights: dict[str, float] = _LANG_WEIGHTS) -> str:
-    return str(_pick(rng, voc.BODY_PART_TERMS[part][_weighted(rng, weights)]))
+def _term(part: str, modality: str, rng: np.random.Generator, weights: dict[str, float] = _LANG_WEIGHTS) -> str:
+    return str(_pick(rng, voc.terms_for(part, modality, _weighted(rng, weights))))
 
 
 def _modality_term(modality: str, rng: np.random.Generator) -> str:
@@ -174,7 +175,7 @@ def describe(part: str, modality: str, rng: np.random.Generator, vague_share: fl
         protocol = str(_pick(rng, ["Routine", "Default", "Standard", "Protokol 1", "USER"])) if rng.random() < 0.6 else None
         return Descriptions(study=study, protocol=protocol, requested=None, vague=True)
     qualifier = str(_pick(rng, voc.QUALIFIERS))
-    term = _term(part, rng)
+    term = _term(part, modality, rng)
     mod = _modality_term(modality, rng)
     form = int(rng.integers(0, 4))
     if form == 0:
@@ -193,13 +194,13 @@ def describe(part: str, modality: str, rng: np.random.Generator, vague_share: fl
         study = mod
     protocol = None
     if rng.random() < 0.85:
-        pterm = _term(part, rng, {"hr": 0.2, "la": 0.2, "en": 0.35, "de": 0.25})
+        pterm = _term(part, modality, rng, {"hr": 0.2, "la": 0.2, "en": 0.35, "de": 0.25})
         sep = str(_pick(rng, [" ", "_", "^", " "]))
         protocol = typo(sep.join([pterm.replace(" ", sep), str(_pick(rng, ["", "Routine", "std", "1", "nativ", "KM"]))])
                         .strip(sep), rng)
     requested = None
     if rng.random() < 0.7:
-        requested = typo(f"{_modality_term(modality, rng)} {_term(part, rng, {'hr': 0.8, 'la': 0.2})}", rng, 0.02)
+        requested = typo(f"{_modality_term(modality, rng)} {_term(part, modality, rng, {'hr': 0.8, 'la': 0.2})}", rng, 0.02)
     return Descriptions(study=study[:64], protocol=protocol[:64] if protocol else None,
                         requested=requested[:64] if requested else None, vague=False)
 
@@ -252,7 +253,7 @@ def make_exam_context(seed: int, exam_index: int, modality: str, part: str, pati
     return ExamContext(
         exam_index=exam_index, seed=seed, modality=modality, part=part, patient=patient,
         accession=f"{date[:4]}{exam_index:07d}",
-        study_uid=generate_uid(entropy_srcs=[str(seed), "study", str(exam_index)]),
+        study_uid=generate_uid(entropy_srcs=["|".join([str(seed), "study", str(exam_index)])]),
         study_date=date, study_time=time, manufacturer=vendor, model=str(_pick(rng, models)),
         institution=institution, address=address,
         station=f"{modality}{int(rng.integers(1, 4)):02d}" if rng.random() < 0.5 else
@@ -271,9 +272,9 @@ def _text(ctx: ExamContext, value: str) -> str:
 
 
 def base_dataset(ctx: ExamContext, sop_class: str, sop_uid: str, series_uid: str, series_number: int,
-                 instance_number: int, modality: str, series_description: str, bpe: str | None) -> Dataset:
+                 instance_number: int, modality: str, series_description: str, bpe: str | None) -> Header:
     """Patient, study, series, equipment and SOP common modules of one instance (no pixel module)."""
-    ds = Dataset()
+    ds = Header()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -322,7 +323,7 @@ def base_dataset(ctx: ExamContext, sop_class: str, sop_uid: str, series_uid: str
     return ds
 
 
-def add_modality_tags(ds: Dataset, ctx: ExamContext, series: dict, rng: np.random.Generator, z_index: int,
+def add_modality_tags(ds: Header, ctx: ExamContext, series: dict, rng: np.random.Generator, z_index: int,
                       rows: int, cols: int) -> None:
     """Acquisition tags of the modality (exposure, sequence, geometry), with realistic gaps."""
     m = ds.Modality
@@ -346,7 +347,7 @@ def add_modality_tags(ds: Dataset, ctx: ExamContext, series: dict, rng: np.rando
         if rng.random() < 0.7:
             ds.CTDIvol = round(series["ctdi"], 2)
     elif m == "MR":
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"][: int(rng.integers(3, 6))]
+        ds.ImageType = series["image_type"]
         ds.ScanningSequence = series["sequence"]
         ds.SequenceVariant = series["variant"]
         ds.MRAcquisitionType = series["acq"]
@@ -388,7 +389,7 @@ def add_modality_tags(ds: Dataset, ctx: ExamContext, series: dict, rng: np.rando
         ds.PositionerSecondaryAngle = series["secondary_angle"]
         ds.RadiationSetting = "GR" if series["frames"] > 1 else "SC"
         if m == "XA":
-            ds.IntensifierSize = float(rng.choice([230.0, 300.0, 400.0]))
+            ds.IntensifierSize = series["intensifier"]
     elif m == "NM":
         ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY", "EMISSION"]
         ds.SliceThickness = 0
@@ -413,8 +414,8 @@ def series_params(modality: str, part: str, rng: np.random.Generator, ctx: ExamC
         p["ctdi"] = float(rng.uniform(2, 60))
     elif modality == "MR":
         t2 = rng.random() < 0.5
-        p["sequence"] = str(_pick(rng, ["SE", "GR", "IR", ["SE", "IR"]])) if not t2 else "SE"
-        p["variant"] = str(_pick(rng, ["SK", "NONE", ["SK", "SP"], ["SK", "SP", "OSP"]]))
+        p["sequence"] = _pick(rng, ["SE", "GR", "IR", ["SE", "IR"]]) if not t2 else "SE"
+        p["variant"] = _pick(rng, ["SK", "NONE", ["SK", "SP"], ["SK", "SP", "OSP"]])
         p["acq"] = "3D" if rng.random() < 0.2 else "2D"
         p["thickness"] = float(rng.choice([1.0, 3.0, 4.0, 5.0]))
         p["tr"] = round(float(rng.uniform(2500, 6000) if t2 else rng.uniform(400, 800)), 2)
@@ -427,6 +428,7 @@ def series_params(modality: str, part: str, rng: np.random.Generator, ctx: ExamC
         p["coil"] = str(_pick(rng, ["HeadNeck_20", "Body_18", "Spine_32", "Knee 15ch", "8HRBRAIN", "SENSE-Head-8"]))
         p["position"] = "HFS" if rng.random() < 0.8 else "FFS"
         p["z0"] = float(rng.uniform(-80, 80))
+        p["image_type"] = ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"][: int(rng.integers(3, 6))]
     elif modality in ("CR", "DX", "XA", "RF"):
         p["image_type"] = (["ORIGINAL", "PRIMARY"] if rng.random() < 0.7 else ["DERIVED", "PRIMARY", "POST_PROCESSED"]) \
             if modality == "CR" else ["ORIGINAL", "PRIMARY", "SINGLE PLANE"]
@@ -437,4 +439,5 @@ def series_params(modality: str, part: str, rng: np.random.Generator, ctx: ExamC
         p["sid"] = float(rng.choice([1000.0, 1150.0, 1800.0]))
         p["primary_angle"] = float(round(rng.uniform(-45, 45), 1))
         p["secondary_angle"] = float(round(rng.uniform(-30, 30), 1))
+        p["intensifier"] = float(rng.choice([230.0, 300.0, 400.0]))
     return p

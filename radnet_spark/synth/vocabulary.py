@@ -190,10 +190,10 @@ BODY_PART_TERMS: dict[str, dict[str, list[str]]] = {
     },
     "CHEST": {
         "hr": ["prsni koš", "prsnog koša", "prsnom košu", "toraks", "toraksa", "torax", "pluća",
-               "srce i pluća", "p/a pluća", "koronarografija", "koronarne arterije"],
+               "srce i pluća", "p/a pluća"],
         "la": ["thorax", "thoracis", "pulmo", "pulmo et cor", "cor"],
-        "en": ["chest", "thorax", "lungs", "chest PA", "coronary angiography", "coronaries"],
-        "de": ["Thorax", "Lunge", "Rö-Thorax", "Koronarangiographie"],
+        "en": ["chest", "thorax", "lungs", "chest PA"],
+        "de": ["Thorax", "Lunge", "Rö-Thorax"],
     },
     "HIP": {
         "hr": ["kuk", "kuka", "kukova", "oba kuka", "zglob kuka", "zgloba kuka"],
@@ -238,6 +238,26 @@ BODY_PART_TERMS: dict[str, dict[str, list[str]]] = {
         "de": ["Extremität", "Extremitäten", "Gliedmaßen"],
     },
 }
+
+# Terms that only one modality uses for a body part (coronary angiography is XA of the CHEST); they
+# join BODY_PART_TERMS for that modality.
+MODALITY_ONLY_TERMS: dict[str, dict[str, dict[str, list[str]]]] = {
+    "XA": {
+        "CHEST": {
+            "hr": ["koronarografija", "koronarografije", "koronarne arterije", "koronarnih arterija"],
+            "la": ["arteriae coronariae", "aa. coronariae"],
+            "en": ["coronary angiography", "coronaries", "coronary"],
+            "de": ["Koronarangiographie", "Koronarien", "Herzkatheter"],
+        },
+    },
+}
+
+
+def terms_for(part: str, modality: str, language: str) -> list[str]:
+    """Body-part terms in one language usable in a description of this modality."""
+    extra = MODALITY_ONLY_TERMS.get(modality, {}).get(part, {}).get(language, [])
+    return BODY_PART_TERMS[part][language] + extra * 3  # modality-specific names dominate when they exist
+
 
 # Values seen in BodyPartExamined besides the canonical label: vendor spellings, truncations to the
 # 16-character VR limit, other languages. Each maps back to the body part it came from.

@@ -301,6 +301,7 @@ def fit_tag_preprocessing(
     missforest_max_iter: int = 10,
     missforest_n_jobs: int = 2,
     missforest_max_depth: int | None = None,
+    missforest_max_samples: int | float | None = None,
     fit_sample_rows: int = 20_000,
     train: float = 0.8,
     validation: float = 0.1,
@@ -321,6 +322,7 @@ def fit_tag_preprocessing(
         missforest_max_iter: MissForest iterations at most (paper: 10).
         missforest_n_jobs: Threads per forest while fitting on the driver.
         missforest_max_depth: Optional tree depth limit (bounds model size on large samples).
+        missforest_max_samples: Optional bootstrap rows (int) or share (float) per tree.
         fit_sample_rows: Most training rows brought to the driver for fitting.
         train: Training share of the exam split.
         validation: Validation share of the exam split.
@@ -354,7 +356,7 @@ def fit_tag_preprocessing(
     if imputer == "missforest":
         params = {
             "n_estimators": missforest_trees, "max_iter": missforest_max_iter, "n_jobs": missforest_n_jobs,
-            "seed": seed, "max_depth": missforest_max_depth,
+            "seed": seed, "max_depth": missforest_max_depth, "max_samples": missforest_max_samples,
         }
     fitted_imputer = make_imputer(imputer, continuous, categorical, **params).fit(prepared)
     encoder = TagEncoder(continuous, categorical).fit(prepared, categories=levels)

@@ -15,10 +15,10 @@ applies is the recorded reason):
 - ``natural_language``: descriptions, comments and protocol names by keyword (the paper dropped
   StudyDescription, ProtocolName, RequestedProcedureDescription, ImageComments …), or text whose
   values mostly contain spaces, are long on average and take more than ``max_categories`` values;
-- ``identifier`` (by data): a non-numeric column — or a numeric one whose keyword ends in
-  ``ID``/``Number`` — whose distinct count approaches its filled count (≥ ``identifier_ratio``). This
-  keeps ordinal numbers such as SeriesNumber or InstanceNumber (few distinct values relative to the
-  rows) and genuinely continuous measurements such as SliceLocation;
+- ``identifier`` (by data, after the text rule): a non-numeric column — or a numeric one whose
+  keyword ends in ``ID``/``Number`` — whose distinct count approaches its filled count
+  (≥ ``identifier_ratio``). This keeps ordinal numbers such as SeriesNumber or InstanceNumber (few
+  distinct values relative to the rows) and genuinely continuous measurements such as SliceLocation;
 - ``too_many_categories``: categorical with more than ``max_categories`` values when
   ``categorical_overflow="drop"``; with ``"bucket"`` the column is kept and its top
   ``max_categories - 1`` values plus ``__other__`` become the categories (chosen on the fit sample).
@@ -320,13 +320,13 @@ def select_tags(
             decisions.append(drop("few_distinct", f"{col.distinct} distinct < {min_distinct}"))
         elif _TEXT_KEYWORD.search(keyword):
             decisions.append(drop("natural_language", "free-text keyword"))
-        elif looks_unique and (not is_numeric or _ID_LIKE_KEYWORD.search(keyword)):
-            decisions.append(drop("identifier", f"distinct/filled {unique_ratio:.2f} >= {identifier_ratio}"))
         elif looks_like_text:
             decisions.append(drop(
                 "natural_language",
                 f"{col.spaced / filled:.2f} of values with spaces, mean length {col.mean_length:.1f}",
             ))
+        elif looks_unique and (not is_numeric or _ID_LIKE_KEYWORD.search(keyword)):
+            decisions.append(drop("identifier", f"distinct/filled {unique_ratio:.2f} >= {identifier_ratio}"))
         elif is_numeric:
             decisions.append(TagDecision(col.name, True, CONTINUOUS, "numeric", kind=CONTINUOUS, **stats))
         elif col.distinct <= max_categories:

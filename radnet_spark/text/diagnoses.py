@@ -10,6 +10,7 @@ per exam.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,6 +34,9 @@ DUPLICATE_DIAGNOSIS = "duplicate_diagnosis"
 MISSING_EXAM_KEY = "missing_exam_key"
 
 DEFAULT_MIN_CHARS = 10
+
+# What radnet_spark.dicom.deid.scrub_free_text puts where it removed something.
+_PLACEHOLDER = re.compile(r"\[[A-Z]+\]")
 
 _PROCESSED_SCHEMA = st.StructType(
     [
@@ -85,7 +89,8 @@ def process_diagnosis(
     if raw is None or not raw.strip():
         return DiagnosisResult(None, "", [], EMPTY_DIAGNOSIS, "the diagnosis is empty")
     scrubbed = scrub_free_text(raw)
-    clean = clean_text(scrubbed)
+    # The placeholders ([DATE], [ID], …) stay in the stored raw text but are no words of the diagnosis.
+    clean = clean_text(_PLACEHOLDER.sub(" ", scrubbed))
     if not clean:
         return DiagnosisResult(
             scrubbed, "", [], EMPTY_DIAGNOSIS, "the diagnosis has no words after removing punctuation"
@@ -198,7 +203,7 @@ def diagnoses_table(
     def process(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
-        from radnet_spark.dicom.deid import salted_hash
+        from radnet_spark.dicom.deid import exam_id_for
 
         for batch in batches:
             rows = []
@@ -208,7 +213,8 @@ def diagnoses_table(
                 if not key:
                     rows.append((None, None, None, None, MISSING_EXAM_KEY, "the row has no exam key"))
                     continue
-                exam_id = salted_hash(key, the_salt)
+                # The same function the tags use, so a diagnosis joins its images.
+                exam_id = exam_id_for(key, None, the_salt)
                 result = process_diagnosis(text, language=the_language, min_chars=the_min_chars)
                 detail = None if result.reject_reason is None else f"exam {exam_id}: {result.reject_detail}"
                 rows.append(

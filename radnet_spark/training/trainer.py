@@ -116,7 +116,7 @@ def train_autoencoder(
             loss = nn.functional.mse_loss(model(inputs), inputs)
             loss.backward()
             optimizer.step()
-            total += float(loss) * inputs.numel()
+            total += loss.item() * inputs.numel()
             count += inputs.numel()
         if count == 0:
             raise ValueError("The training loader yielded no rows; check the table path and filter.")

@@ -1,0 +1,199 @@
+"""Every single view and every fusion of every view combination, evaluated on held-out splits.
+
+The result is one table shaped like the paper's Table 7: a row per (views, fusion method,
+algorithm), columns per split for HS/NMI against Modality and BPE, the score, and the in-cluster
+cosine distances of image and diagnosis embeddings.
+
+Protocol: every model (per-view clusterers, fusion state, fused clusterer) is fitted on
+``fit_split`` only; the evaluation splits are only assigned and measured. A single-view row is
+evaluated on the instances that have that view. The per-view models double as the centres of the
+``clusterdists``/``clusterprobs`` fusions. k defaults to the paper's choices (:data:`PAPER_K`);
+one algorithm and distance are used for every row (the paper tuned them per row, see its Table 5).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from radnet_spark.clustering.kmeans import KMeansModel, fit_kmeans
+from radnet_spark.clustering.kmedoids import fit_kmedoids
+from radnet_spark.evaluation.metrics import evaluate_clusters
+from radnet_spark.fusion import (
+    METHODS,
+    assign_per_combination,
+    check_views,
+    fit_fusion,
+    fit_per_combination,
+    join_views,
+    view_column,
+)
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("hs_modality", "nmi_modality", "hs_bpe", "nmi_bpe", "score", "image_distance",
+                  "diagnosis_distance")
+
+# The paper's k (Tables 4-5): single views, then (method, views) for fusions.
+PAPER_K: dict[tuple[str, ...], int] = {
+    ("tags",): 25, ("image",): 40, ("diagnosis",): 20,
+    ("embeddings", "tags", "image"): 75, ("embeddings", "tags", "diagnosis"): 40,
+    ("embeddings", "image", "diagnosis"): 40, ("embeddings", "tags", "image", "diagnosis"): 50,
+    ("clusterdists", "tags", "image"): 30, ("clusterdists", "tags", "diagnosis"): 30,
+    ("clusterdists", "image", "diagnosis"): 30, ("clusterdists", "tags", "image", "diagnosis"): 40,
+    ("clusterprobs", "tags", "image"): 30, ("clusterprobs", "tags", "diagnosis"): 30,
+    ("clusterprobs", "image", "diagnosis"): 40, ("clusterprobs", "tags", "image", "diagnosis"): 40,
+}
+
+
+def paper_k(views: Iterable[str], method: str | None = None, overrides: dict[str, int] | None = None) -> int:
+    """k for a row: ``overrides`` keyed like ``"embeddings:tags+image"`` or ``"tags"``, else the paper's.
+
+    Combinations the paper did not report fall back to 50 (its final fused k).
+    """
+    views = tuple(check_views(list(views)))
+    key = "+".join(views) if method is None else f"{method}:{'+'.join(views)}"
+    if overrides and key in overrides:
+        return int(overrides[key])
+    return PAPER_K.get(views if method is None else (method, *views), 50)
+
+
+def view_combinations(views: Iterable[str]) -> list[tuple[str, ...]]:
+    """Every combination of two or more views, in canonical order."""
+    ordered = check_views(list(views))
+    return [combo for size in range(2, len(ordered) + 1) for combo in itertools.combinations(ordered, size)]
+
+
+def _fit(df: DataFrame, k: int, features_col: str, *, algorithm: str, distance: str, engine: str,
+         fit_sample_rows: int, max_iter: int, seed: int) -> KMeansModel:
+    if algorithm == "kmedoids":
+        return fit_kmedoids(df, k, features_col=features_col, distance=distance,
+                            fit_sample_rows=min(fit_sample_rows, 20_000), seed=seed)
+    if algorithm != "kmeans":
+        raise ValueError(f"Unknown algorithm {algorithm!r}; use kmeans or kmedoids.")
+    return fit_kmeans(df, k, features_col=features_col, distance=distance, engine=engine, max_iter=max_iter,
+                      seed=seed, fit_sample_rows=fit_sample_rows)
+
+
+def _row(name: str, method: str, algorithm: str, k: int, assigned: DataFrame, splits: list[str],
+         labels: DataFrame, image: DataFrame | None, diagnosis: DataFrame | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": name, "fusion": method, "algorithm": algorithm, "k": k}
+    for split in splits:
+        result = evaluate_clusters(assigned.where(F.col("split") == split), labels, image_embeddings=image,
+                                   diagnosis_embeddings=diagnosis)
+        for metric in METRIC_COLUMNS:
+            row[f"{split}_{metric}"] = result[metric]
+    return row
+
+
+def compare_fusions(
+    embeddings: dict[str, DataFrame],
+    labels: DataFrame,
+    *,
+    instances: DataFrame | None = None,
+    splits: Iterable[str] = ("validation", "test"),
+    fit_split: str = "train",
+    methods: Iterable[str] = METHODS,
+    k_overrides: dict[str, int] | None = None,
+    algorithm: str = "kmeans",
+    distance: str = "euclidean",
+    engine: str = "sample",
+    missing_view: str = "zero_fill",
+    fit_sample_rows: int = 200_000,
+    max_iter: int = 20,
+    seed: int = 42,
+) -> pd.DataFrame:
+    """Evaluate single views and all fusions; returns the comparison table (one row per model).
+
+    Args:
+        embeddings: view → embeddings table (``embeddings_tags``, ``embeddings_image``,
+            ``embeddings_diagnosis``).
+        labels: ``sop_instance_uid``, ``modality``, ``bpe`` (``tag_features``).
+        instances: rows to label (``sop_instance_uid, exam_id, split``); default from the views.
+        splits: splits evaluated (columns of the table).
+        fit_split: split every model is fitted on.
+        methods: fusion methods tried for each combination of two or more views.
+        k_overrides: k per row, keyed ``"tags"`` or ``"embeddings:tags+image+diagnosis"``.
+        algorithm: ``kmeans`` or ``kmedoids``.
+        distance: ``euclidean`` or ``cosine``.
+        engine: k-means engine (``sample`` or ``mllib``).
+        missing_view: fusion's missing-view rule.
+        fit_sample_rows: sample bound for driver-side fits.
+        max_iter: k-means iterations.
+        seed: seed for every fit.
+
+    Returns:
+        pandas frame: ``model``, ``fusion``, ``algorithm``, ``k``, then ``<split>_<metric>``.
+    """
+    views = check_views(list(embeddings))
+    splits = list(splits)
+    options = {"algorithm": algorithm, "distance": distance, "engine": engine,
+               "fit_sample_rows": fit_sample_rows, "max_iter": max_iter, "seed": seed}
+    label = f"{algorithm} ({distance})"
+    image, diagnosis = embeddings.get("image"), embeddings.get("diagnosis")
+    joined = join_views(embeddings, instances).cache()
+    train = joined.where(F.col("split") == fit_split)
+    evaluated = joined.where(F.col("split").isin(splits))
+    rows: list[dict[str, Any]] = []
+    view_models: dict[str, KMeansModel] = {}
+    for view in views:
+        column = view_column(view)
+        k = paper_k([view], None, k_overrides)
+        log.info("Comparing single view %s (k=%d)", view, k)
+        view_models[view] = _fit(train.where(F.col(column).isNotNull()), k, column, **options)
+        assigned = view_models[view].assign(evaluated.where(F.col(column).isNotNull()), column)
+        rows.append(_row(view, "-", label, k, assigned, splits, labels, image, diagnosis))
+    for combo in view_combinations(views):
+        name = "-".join(f"[{v}]" for v in combo)
+        for method in methods:
+            k = paper_k(combo, method, k_overrides)
+            log.info("Comparing %s %s (k=%d)", name, method, k)
+            # Per-view centres for the cluster methods must be k-means/k-medoid centres of that view.
+            fusion = fit_fusion(joined, list(combo), method=method, missing_view=missing_view,
+                                view_models={v: view_models[v] for v in combo}, fit_split=fit_split)
+            fused = fusion.transform(joined).cache()
+            if missing_view == "available_views":
+                models = fit_per_combination(fused, lambda d, k=k: _fit(d, k, "features", **options),
+                                             fit_split=fit_split)
+                assigned = assign_per_combination(fused.where(F.col("split").isin(splits)), models)
+            else:
+                model = _fit(fused.where(F.col("split") == fit_split), k, "features", **options)
+                assigned = model.assign(fused.where(F.col("split").isin(splits)))
+            rows.append(_row(name, method, label, k, assigned, splits, labels, image, diagnosis))
+            fused.unpersist()
+    joined.unpersist()
+    return pd.DataFrame(rows)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """The comparison as a Markdown table (no extra dependency)."""
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def write_comparison(table: pd.DataFrame, out_dir: str | Path, name: str = "comparison") -> tuple[Path, Path]:
+    """Write ``<name>.csv`` and ``<name>.md`` into ``out_dir``; returns both paths."""
+    target = Path(out_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = target / f"{name}.csv", target / f"{name}.md"
+    table.to_csv(csv_path, index=False)
+    md_path.write_text(to_markdown(table), encoding="utf-8")
+    return csv_path, md_path

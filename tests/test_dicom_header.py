@@ -1,0 +1,262 @@
+"""Reading DICOM headers: validation rejects and the flat tag dictionary (no Spark)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from radnet_spark.dicom.header import dataset_to_tags, is_image_instance, read_dataset
+from radnet_spark.dicom.reasons import RecordRejected, RejectReason
+
+BIG = 10**9
+
+
+def sample_path(name: str) -> str:
+    path = get_testdata_file(name, download=False)
+    assert path is not None, f"pydicom test file {name} is not installed"
+    return path
+
+
+def charset_file(name: str) -> str:
+    (path,) = get_charset_files(name)
+    return path
+
+
+def part10_bytes(ds: Dataset, transfer_syntax: str | None = ExplicitVRLittleEndian) -> bytes:
+    """Serialise a dataset as a Part 10 file, optionally without TransferSyntaxUID in its meta."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    if transfer_syntax is not None:
+        meta.TransferSyntaxUID = transfer_syntax
+    buffer = DicomBytesIO()
+    buffer.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=False)
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_dataset(buffer, ds)
+    return buffer.getvalue()
+
+
+def small_dataset(**attributes: object) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.Modality = "OT"
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def reject_reason(path: str, *, stop_before_pixels: bool = True, max_file_bytes: int = BIG) -> RejectReason:
+    with pytest.raises(RecordRejected) as caught:
+        read_dataset(path, stop_before_pixels=stop_before_pixels, max_file_bytes=max_file_bytes)
+    return caught.value.reason
+
+
+# --- read_dataset -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop_before_pixels", [True, False])
+def test_image_file_reads_and_is_an_image_instance(stop_before_pixels: bool) -> None:
+    ds = read_dataset(sample_path("CT_small.dcm"), stop_before_pixels=stop_before_pixels, max_file_bytes=BIG)
+    assert ds.Modality == "CT"
+    assert is_image_instance(ds)
+
+
+def test_header_only_read_does_not_load_large_pixel_data() -> None:
+    path = sample_path("MR-SIEMENS-DICOM-WithOverlays.dcm")  # 484 x 484 x 16 bit
+    ds = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    assert is_image_instance(ds)
+    assert ds.get_item("PixelData", keep_deferred=True).value is None  # deferred, not loaded
+
+
+def test_rt_plan_is_not_an_image_instance() -> None:
+    ds = read_dataset(sample_path("rtplan.dcm"), stop_before_pixels=True, max_file_bytes=BIG)
+    assert not is_image_instance(ds)
+
+
+def test_raw_dataset_without_file_meta_gets_its_detected_transfer_syntax() -> None:
+    ds = read_dataset(sample_path("rtstruct.dcm"), stop_before_pixels=True, max_file_bytes=BIG)
+    assert ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+
+
+def test_part10_file_whose_meta_lacks_transfer_syntax_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "no_ts.dcm", part10_bytes(small_dataset(), transfer_syntax=None))
+    assert reject_reason(path) is RejectReason.MISSING_TRANSFER_SYNTAX
+
+
+def test_text_file_is_not_dicom(tmp_path: Path) -> None:
+    path = write(tmp_path, "notes.txt", "Nalaz: uredan nalaz pluća.\n".encode() * 20)
+    assert reject_reason(path) is RejectReason.NOT_DICOM
+
+
+def test_zero_filled_file_is_not_dicom(tmp_path: Path) -> None:
+    # force=True "parses" this as one empty group-0 element; our validation must not accept it.
+    path = write(tmp_path, "zeros.bin", b"\0" * 600)
+    assert reject_reason(path) is RejectReason.NOT_DICOM
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        300,  # inside the file meta information
+        700,  # inside an element header
+        1000,  # inside a sequence
+        34206,  # inside the pixel data
+    ],
+)
+@pytest.mark.parametrize("stop_before_pixels", [True, False])
+def test_truncated_copy_is_rejected_as_truncated(tmp_path: Path, cut: int, stop_before_pixels: bool) -> None:
+    data = Path(sample_path("CT_small.dcm")).read_bytes()
+    path = write(tmp_path, "cut.dcm", data[:cut])
+    assert reject_reason(path, stop_before_pixels=stop_before_pixels) is RejectReason.TRUNCATED
+
+
+@pytest.mark.parametrize("stop_before_pixels", [True, False])
+def test_truncated_compressed_pixel_data_is_rejected_as_truncated(
+    tmp_path: Path, stop_before_pixels: bool
+) -> None:
+    data = Path(sample_path("MR_small_RLE.dcm")).read_bytes()
+    path = write(tmp_path, "cut_rle.dcm", data[: len(data) * 3 // 4])  # inside the encapsulated frames
+    assert reject_reason(path, stop_before_pixels=stop_before_pixels) is RejectReason.TRUNCATED
+
+
+def test_file_above_size_limit_is_rejected_before_reading() -> None:
+    assert reject_reason(sample_path("CT_small.dcm"), max_file_bytes=1000) is RejectReason.FILE_TOO_LARGE
+
+
+def test_missing_file_is_a_read_error(tmp_path: Path) -> None:
+    assert reject_reason(str(tmp_path / "absent.dcm")) is RejectReason.READ_ERROR
+
+
+def test_dataset_without_sop_instance_uid_is_rejected(tmp_path: Path) -> None:
+    ds = small_dataset()
+    del ds.SOPInstanceUID
+    path = write(tmp_path, "no_uid.dcm", part10_bytes(ds))
+    assert reject_reason(path) is RejectReason.MISSING_SOP_INSTANCE_UID
+
+
+def nested(depth: int) -> Dataset:
+    ds = small_dataset()
+    inner = ds
+    for _ in range(depth):
+        item = Dataset()
+        item.CodeValue = "X"
+        inner.ContentSequence = Sequence([item])
+        inner = item
+    return ds
+
+
+def test_deeply_nested_sequences_are_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "deep.dcm", part10_bytes(nested(20)))
+    assert reject_reason(path) is RejectReason.SEQUENCE_TOO_DEEP
+
+
+def test_moderately_nested_sequences_are_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "shallow.dcm", part10_bytes(nested(3)))
+    ds = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    assert ds.SOPInstanceUID == "1.2.3.4"
+
+
+def test_reject_detail_names_no_attribute_value(tmp_path: Path) -> None:
+    data = Path(sample_path("CT_small.dcm")).read_bytes()
+    path = write(tmp_path, "cut.dcm", data[:1000])
+    with pytest.raises(RecordRejected) as caught:
+        read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    assert "CompressedSamples" not in caught.value.detail  # the patient name in CT_small
+    assert "OtherPatientIDsSequence" in caught.value.detail
+
+
+# --- dataset_to_tags ----------------------------------------------------------------------------
+
+
+def ct_tags() -> dict[str, str | None]:
+    return dataset_to_tags(
+        read_dataset(sample_path("CT_small.dcm"), stop_before_pixels=True, max_file_bytes=BIG)
+    )
+
+
+def test_image_type_is_split_into_numbered_columns_only() -> None:
+    tags = ct_tags()
+    assert (tags["ImageType_0"], tags["ImageType_1"], tags["ImageType_2"]) == ("ORIGINAL", "PRIMARY", "AXIAL")
+    assert "ImageType" not in tags
+
+
+def test_single_value_of_multi_valued_attribute_still_splits(tmp_path: Path) -> None:
+    path = write(tmp_path, "one.dcm", part10_bytes(small_dataset(ImageType="DERIVED", SliceThickness="2.5")))
+    tags = dataset_to_tags(read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG))
+    assert tags["ImageType_0"] == "DERIVED"
+    assert "ImageType" not in tags
+    assert tags["SliceThickness"] == "2.5"
+
+
+def test_multiple_windows_split_into_numbered_columns() -> None:
+    path = sample_path("MR-SIEMENS-DICOM-WithOverlays.dcm")
+    tags = dataset_to_tags(read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG))
+    assert (tags["WindowCenter_0"], tags["WindowCenter_1"]) == ("450", "200")
+    assert "WindowCenter" not in tags
+
+
+def test_pixel_sequence_private_and_binary_elements_are_left_out() -> None:
+    ds = read_dataset(sample_path("CT_small.dcm"), stop_before_pixels=False, max_file_bytes=BIG)
+    tags = dataset_to_tags(ds)
+    assert any(elem.tag.is_private for elem in ds)
+    assert "PixelData" not in tags
+    assert "OtherPatientIDsSequence" not in tags
+    assert all(not column.startswith("Private") for column in tags)
+    assert all(isinstance(value, str | None) for value in tags.values())
+
+
+def test_person_name_is_a_string() -> None:
+    assert ct_tags()["PatientName"] == "CompressedSamples^CT1"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("chrGerm.dcm", "Äneas^Rüdiger"),  # ISO_IR 100 (Latin-1)
+        ("chrX1.dcm", "Wang^XiaoDong=王^小東"),  # ISO_IR 192 (UTF-8)
+        ("chrRuss.dcm", "Люкceмбypг"),  # ISO_IR 144 (Cyrillic)
+        ("chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう"),  # ISO 2022 with escape sequences
+    ],
+)
+def test_non_ascii_character_sets_are_decoded(name: str, expected: str) -> None:
+    ds = read_dataset(charset_file(name), stop_before_pixels=True, max_file_bytes=BIG)
+    assert dataset_to_tags(ds)["PatientName"] == expected
+
+
+def test_invalid_bytes_and_invalid_numbers_do_not_fail_the_record(tmp_path: Path) -> None:
+    ds = small_dataset(
+        SpecificCharacterSet="ISO_IR 192", StudyDescription="Mozak XXXX", SliceThickness="9.99"
+    )
+    data = part10_bytes(ds).replace(b"XXXX", b"\xff\xfe\xc3\x28").replace(b"9.99", b"abcd")
+    path = write(tmp_path, "bad_values.dcm", data)
+    tags = dataset_to_tags(read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG))
+    assert tags["StudyDescription"].startswith("Mozak ")
+    assert "\ufffd" in tags["StudyDescription"]
+    assert tags["SliceThickness"] is None
+    assert tags["Modality"] == "OT"
+
+
+def test_unknown_vr_code_is_not_turned_into_a_text_column(tmp_path: Path) -> None:
+    data = part10_bytes(small_dataset(StudyDescription="Mozak", SliceThickness="2.5"))
+    start = data.index(b"\x08\x00\x30\x10LO")
+    data = data[: start + 4] + b"ZZ" + data[start + 6 :]
+    path = write(tmp_path, "bad_vr.dcm", data)
+    tags = dataset_to_tags(read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG))
+    assert tags.get("StudyDescription") is None
+    assert tags["SliceThickness"] == "2.5"  # the elements after it still parse
