@@ -102,11 +102,11 @@ def plain_loop_in_subprocess(table: str, embedder_dir: str, threads: int, batch_
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def spark_job(spark, table: str, embedder_dir: str, batch_rows: int) -> float:  # noqa: ANN001
+def spark_job(spark, table: str, embedder_dir: str, batch_rows: int, arrow_rows: int) -> float:  # noqa: ANN001
     from radnet_spark.inference import arrow_batch_rows, embed_dataframe
 
     start = time.perf_counter()
-    with arrow_batch_rows(spark, batch_rows):
+    with arrow_batch_rows(spark, arrow_rows):
         embedded = embed_dataframe(spark.read.parquet(table), embedder_dir, "image", batch_rows=batch_rows)
         embedded.write.format("noop").mode("overwrite").save()
     return time.perf_counter() - start
@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--images", help="an existing images table to use as the large table")
     parser.add_argument("--batch-rows", type=int, default=64)
+    parser.add_argument("--arrow-rows", type=int, default=256, help="Arrow batch rows sent to each UDF call")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the fastest counts")
     parser.add_argument("--data", default="data/bench/inference", help="where tables are generated/reused")
     parser.add_argument("--plain-only", metavar="TABLE", help=argparse.SUPPRESS)
@@ -157,22 +158,28 @@ def main() -> None:
         "spark.executorEnv.RADNET_DEVICE": "cpu",
     }))
     small_rows = spark.read.parquet(str(small)).count()
-    cold = spark_job(spark, str(small), str(model_dir), args.batch_rows)
-    warm_small = min(spark_job(spark, str(small), str(model_dir), args.batch_rows) for _ in range(args.repeat))
-    warm_large = min(spark_job(spark, str(large), str(model_dir), args.batch_rows) for _ in range(args.repeat))
+
+    def job(table: Path) -> float:
+        return spark_job(spark, str(table), str(model_dir), args.batch_rows, args.arrow_rows)
+
+    cold = job(small)
+    warm_small = min(job(small) for _ in range(args.repeat))
+    warm_large = min(job(large) for _ in range(args.repeat))
     spark.stop()
 
     marginal = (rows - small_rows) / (warm_large - warm_small)
     fixed = warm_small - small_rows / marginal
     best = max(plain_rate, tuned_rate)
-    print(f"images {args.image_size}², CAE filters 16/32/64/128 → 8×8×8 code, batch {args.batch_rows}, "
-          f"best of {args.repeat}")
+    print(f"images {args.image_size}², CAE filters 16/32/64/128 → 8×8×8 code, model batch {args.batch_rows}, "
+          f"Arrow batch {args.arrow_rows}, best of {args.repeat}")
     print(f"plain torch loop, 2 threads:                   {plain_rate:7.1f} img/s ({rows} images)")
     print(f"plain torch loop, 2 threads, glibc malloc env: {tuned_rate:7.1f} img/s")
-    print(f"Spark UDF local[2], cold job on {small_rows}:          {small_rows / cold:7.1f} img/s ({cold:.1f} s)")
+    print(f"Spark UDF local[2], cold job on {small_rows}:          {small_rows / cold:7.1f} img/s "
+          f"({cold:.1f} s)")
     print(f"Spark UDF local[2], warm, {small_rows} / {rows}:     {small_rows / warm_small:7.1f} / "
           f"{rows / warm_large:.1f} img/s ({warm_small:.1f} s / {warm_large:.1f} s)")
-    print(f"Spark UDF steady state (marginal):             {marginal:7.1f} img/s, fixed cost ≈ {fixed:.1f} s per job")
+    print(f"Spark UDF steady state (marginal):             {marginal:7.1f} img/s, "
+          f"fixed cost ≈ {fixed:.1f} s per job")
     print(f"ratio UDF steady state / best plain loop:      {marginal / best:7.2f}×")
     print(f"ratio UDF whole warm job ({rows}) / best plain:  {rows / warm_large / best:7.2f}×")
 

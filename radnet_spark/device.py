@@ -31,7 +31,9 @@ def pick_device(preferred: str | None = None) -> torch.device:
     try:
         device = torch.device(requested)
     except RuntimeError:
-        raise ValueError(f"Device {requested!r} (from {DEVICE_ENV} or the caller) is not a torch device.") from None
+        raise ValueError(
+            f"Device {requested!r} (from {DEVICE_ENV} or the caller) is not a torch device."
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Device {requested!r} was requested but torch sees no CUDA device on this machine.")
     return device

@@ -67,7 +67,10 @@ class PCAProjection:
         return ((matrix.astype(np.float32) - self.mean) @ self.components.T).astype(np.float32)
 
     def save(self, path: Path) -> None:
-        np.savez(path, mean=self.mean, components=self.components, explained_variance_ratio=self.explained_variance_ratio)
+        np.savez(
+            path, mean=self.mean, components=self.components,
+            explained_variance_ratio=self.explained_variance_ratio,
+        )
 
     @classmethod
     def load(cls, path: Path) -> PCAProjection:
@@ -79,7 +82,9 @@ class PCAProjection:
             )
 
 
-def fit_pca(sample: np.ndarray, n_components: int, *, randomized: bool, seed: int, what: str) -> PCAProjection:
+def fit_pca(
+    sample: np.ndarray, n_components: int, *, randomized: bool, seed: int, what: str
+) -> PCAProjection:
     """Fit PCA on a sample; ask for more components than min(rows, columns) and get that many, with a warning.
 
     Args:
@@ -114,7 +119,9 @@ def fit_pca(sample: np.ndarray, n_components: int, *, randomized: bool, seed: in
     )
 
 
-def _read_sample(path: str, column: str, row_filter: RowFilter, max_rows: int | None, seed: int, decode: Any) -> np.ndarray:
+def _read_sample(
+    path: str, column: str, row_filter: RowFilter, max_rows: int | None, seed: int, decode: Any
+) -> np.ndarray:
     # Bounded by max_rows: the only place a matrix of rows is built in memory.
     source = ParquetSource(path, [column], row_filter, max_rows=max_rows, seed=seed, batch_rows=1024)
     parts = [decode(batch.column(column)) for batch in source.iter_batches(epoch=0)]
@@ -134,9 +141,20 @@ def _encode_in_batches(encode: Any, inputs: np.ndarray, device: torch.device, ba
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(inputs), batch_rows):
-            chunk = torch.from_numpy(np.require(inputs[start:start + batch_rows], requirements=["C", "W"])).to(device)
+            # frombuffer'd images are read-only; torch wants writable memory.
+            rows = np.require(inputs[start:start + batch_rows], requirements=["C", "W"])
+            chunk = torch.from_numpy(rows).to(device)
             outputs.append(encode(chunk).to("cpu").numpy())
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.cpu() for key, value in model.state_dict().items()}
+
+
+def _read_metrics(folder: Path) -> dict[str, Any]:
+    path = folder / METRICS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -161,7 +179,8 @@ def read_embedder_config(directory: str, expected: str) -> tuple[Path, dict[str,
         )
     if config.get("embedder") != expected:
         raise PipelineError(
-            f"{directory} holds the {config.get('embedder')!r} embedder, but the {expected!r} one was asked for."
+            f"{directory} holds the {config.get('embedder')!r} embedder, "
+            f"but the {expected!r} one was asked for."
         )
     return folder, config
 
@@ -269,7 +288,9 @@ class TagEmbedder:
         settings = self.settings
         column, seed = settings["column"], settings["seed"]
         if self.kind == "pca":
-            sample = _read_sample(train_path, column, train_filter, settings["pca_sample_rows"], seed, decode_features)
+            sample = _read_sample(
+                train_path, column, train_filter, settings["pca_sample_rows"], seed, decode_features
+            )
             self.pca = fit_pca(sample, settings["pca_components"], randomized=False, seed=seed, what="tags")
             self.metrics = {
                 "train_rows": int(len(sample)),
@@ -319,7 +340,9 @@ class TagEmbedder:
             raise PipelineError("The tag embedder is not fitted yet.")
         expected = self.model.hparams["n_features"]
         if features.shape[1] != expected:
-            raise PipelineError(f"Tag features have {features.shape[1]} columns; the embedder was fitted on {expected}.")
+            raise PipelineError(
+                f"Tag features have {features.shape[1]} columns; the embedder was fitted on {expected}."
+            )
         if len(features) == 0:
             return np.zeros((0, self.embedding_size), dtype=np.float32)
         return _encode_in_batches(self.model.encode, features, self.device, batch_rows)
@@ -339,7 +362,7 @@ class TagEmbedder:
             self.pca.save(folder / PCA_FILE)  # type: ignore[union-attr]
         else:
             config["model"] = self.model.hparams
-            torch.save({key: value.cpu() for key, value in self.model.state_dict().items()}, folder / WEIGHTS_FILE)
+            torch.save(_cpu_state(self.model), folder / WEIGHTS_FILE)
         _write_json(folder / CONFIG_FILE, config)
         _write_json(folder / METRICS_FILE, self.metrics)
         return folder
@@ -352,8 +375,7 @@ class TagEmbedder:
 
         folder, config = read_embedder_config(directory, cls.name)
         embedder = cls(config["kind"], **config["settings"])
-        metrics_path = folder / METRICS_FILE
-        embedder.metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        embedder.metrics = _read_metrics(folder)
         if embedder.kind == "pca":
             embedder.pca = PCAProjection.load(folder / PCA_FILE)
             return embedder
@@ -501,7 +523,9 @@ class ImageEmbedder:
                 lambda array: decode_images(array, size),
             )
             codes = self.embed_numpy(images)
-            self.pca = fit_pca(codes, int(settings["pca_components"]), randomized=True, seed=seed, what="image codes")
+            self.pca = fit_pca(
+                codes, int(settings["pca_components"]), randomized=True, seed=seed, what="image codes"
+            )
             self.metrics["pca_rows"] = int(len(codes))
             self.metrics["pca_explained_variance"] = float(self.pca.explained_variance_ratio.sum())
         return self
@@ -541,7 +565,7 @@ class ImageEmbedder:
             raise PipelineError("The image embedder is not fitted yet.")
         folder = Path(to_local_path(directory))
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save({key: value.cpu() for key, value in self.model.state_dict().items()}, folder / WEIGHTS_FILE)
+        torch.save(_cpu_state(self.model), folder / WEIGHTS_FILE)
         if self.pca is not None:
             self.pca.save(folder / PCA_FILE)
         _write_json(folder / CONFIG_FILE, {
@@ -564,8 +588,7 @@ class ImageEmbedder:
 
         folder, config = read_embedder_config(directory, cls.name)
         embedder = cls(**config["settings"])
-        metrics_path = folder / METRICS_FILE
-        embedder.metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        embedder.metrics = _read_metrics(folder)
         hparams = config["model"]
         model = ConvAutoencoder(hparams["filters"], hparams["bottleneck_channels"], hparams["image_size"])
         model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))

@@ -51,13 +51,15 @@ MISSING_VIEW_RULES = ("zero_fill", "available_views")
 KEY_COLUMNS = ("sop_instance_uid", "exam_id", "split")
 STATE_FILE = "fusion.json"
 
-FUSED_SCHEMA = T.StructType([
-    T.StructField("sop_instance_uid", T.StringType()),
-    T.StructField("exam_id", T.StringType()),
-    T.StructField("split", T.StringType()),
-    T.StructField("features", T.ArrayType(T.FloatType())),
-    T.StructField("views_present", T.ArrayType(T.StringType())),
-])
+FUSED_SCHEMA = T.StructType(
+    [
+        T.StructField("sop_instance_uid", T.StringType()),
+        T.StructField("exam_id", T.StringType()),
+        T.StructField("split", T.StringType()),
+        T.StructField("features", T.ArrayType(T.FloatType())),
+        T.StructField("views_present", T.ArrayType(T.StringType())),
+    ]
+)
 
 
 def view_column(view: str) -> str:
@@ -89,8 +91,10 @@ def join_views(embeddings: dict[str, DataFrame], instances: DataFrame | None = N
     if instances is None:
         keyed = [embeddings[v].select(*KEY_COLUMNS) for v in views if v in INSTANCE_VIEWS]
         if not keyed:
-            raise ValueError("Fusing only the diagnosis view needs an instances frame to say which "
-                             "images the diagnoses belong to.")
+            raise ValueError(
+                "Fusing only the diagnosis view needs an instances frame to say which "
+                "images the diagnoses belong to."
+            )
         base = keyed[0]
         for other in keyed[1:]:
             base = base.unionByName(other)
@@ -163,7 +167,9 @@ class FusionModel:
         high = np.asarray(self.bounds[view]["high"])
         return scale_to_unit(distances, low, high)
 
-    def fuse(self, blocks: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], list[list[str]]]:
+    def fuse(
+        self, blocks: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[list[np.ndarray], list[list[str]]]:
         """Fuse one batch: view → (matrix of rows having it, validity mask over the batch).
 
         Returns:
@@ -196,12 +202,20 @@ class FusionModel:
         state = self.to_dict()
         centres = {v: m.centres for v, m in self.view_models.items()}
         return joined.select(*KEY_COLUMNS, *[view_column(v) for v in self.views]).mapInArrow(
-            _fuse_function(state, centres), FUSED_SCHEMA)
+            _fuse_function(state, centres), FUSED_SCHEMA
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "views": self.views, "dims": self.dims, "missing_view": self.missing_view,
-                "bounds": self.bounds, "view_distance": {v: m.distance for v, m in self.view_models.items()},
-                "block_dims": self.block_dims(), "output_dim": self.output_dim()}
+        return {
+            "method": self.method,
+            "views": self.views,
+            "dims": self.dims,
+            "missing_view": self.missing_view,
+            "bounds": self.bounds,
+            "view_distance": {v: m.distance for v, m in self.view_models.items()},
+            "block_dims": self.block_dims(),
+            "output_dim": self.output_dim(),
+        }
 
     def save(self, directory: str | Path) -> Path:
         """Write ``fusion.json`` and each per-view model under ``view_models/<view>/``."""
@@ -220,17 +234,31 @@ class FusionModel:
             raise FileNotFoundError(f"No fusion state in {source}: {STATE_FILE} is missing.")
         state = json.loads((source / STATE_FILE).read_text(encoding="utf-8"))
         models = {v: KMeansModel.load(source / "view_models" / v) for v in state.get("view_distance", {})}
-        return cls(method=state["method"], views=list(state["views"]), dims={k: int(v) for k, v in state["dims"].items()},
-                   missing_view=state["missing_view"], view_models=models, bounds=state.get("bounds", {}))
+        return cls(
+            method=state["method"],
+            views=list(state["views"]),
+            dims={k: int(v) for k, v in state["dims"].items()},
+            missing_view=state["missing_view"],
+            view_models=models,
+            bounds=state.get("bounds", {}),
+        )
 
 
 def _model_from_state(state: dict[str, Any], centres: dict[str, np.ndarray]) -> FusionModel:
     models = {v: KMeansModel(centres=c, distance=state["view_distance"][v]) for v, c in centres.items()}
-    return FusionModel(method=state["method"], views=state["views"], dims=state["dims"],
-                       missing_view=state["missing_view"], view_models=models, bounds=state["bounds"])
+    return FusionModel(
+        method=state["method"],
+        views=state["views"],
+        dims=state["dims"],
+        missing_view=state["missing_view"],
+        view_models=models,
+        bounds=state["bounds"],
+    )
 
 
-def _fuse_function(state: dict[str, Any], centres: dict[str, np.ndarray]) -> Callable[[Iterator[Any]], Iterator[Any]]:
+def _fuse_function(
+    state: dict[str, Any], centres: dict[str, np.ndarray]
+) -> Callable[[Iterator[Any]], Iterator[Any]]:
     def fuse_batches(batches: Iterator[Any]) -> Iterator[Any]:
         import numpy as np
         import pyarrow as pa
@@ -247,14 +275,22 @@ def _fuse_function(state: dict[str, Any], centres: dict[str, np.ndarray]) -> Cal
             else:
                 vectors = pa.array([f.tolist() for f in features], type=pa.list_(pa.float32()))
             yield pa.RecordBatch.from_arrays(
-                [batch.column("sop_instance_uid"), batch.column("exam_id"), batch.column("split"),
-                 vectors, pa.array(present, type=pa.list_(pa.string()))],
-                names=list(FUSED_SCHEMA.names))
+                [
+                    batch.column("sop_instance_uid"),
+                    batch.column("exam_id"),
+                    batch.column("split"),
+                    vectors,
+                    pa.array(present, type=pa.list_(pa.string())),
+                ],
+                names=list(FUSED_SCHEMA.names),
+            )
 
     return fuse_batches
 
 
-def _bounds_function(centres: np.ndarray, distance: str, column: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
+def _bounds_function(
+    centres: np.ndarray, distance: str, column: str
+) -> Callable[[Iterator[Any]], Iterator[Any]]:
     def partial_bounds(batches: Iterator[Any]) -> Iterator[Any]:
         import numpy as np
         import pyarrow as pa
@@ -272,18 +308,32 @@ def _bounds_function(centres: np.ndarray, distance: str, column: str) -> Callabl
         # One small row per partition: the driver only ever sees partitions x k numbers.
         if np.isfinite(low).all():
             yield pa.RecordBatch.from_arrays(
-                [pa.array([low.tolist()], type=pa.list_(pa.float64())),
-                 pa.array([high.tolist()], type=pa.list_(pa.float64()))], names=["low", "high"])
+                [
+                    pa.array([low.tolist()], type=pa.list_(pa.float64())),
+                    pa.array([high.tolist()], type=pa.list_(pa.float64())),
+                ],
+                names=["low", "high"],
+            )
 
     return partial_bounds
 
 
 def fit_distance_bounds(df: DataFrame, column: str, model: KMeansModel) -> dict[str, list[float]]:
     """Per-centre min and max distance over ``df``'s non-null vectors, reduced from per-partition partials."""
-    schema = T.StructType([T.StructField("low", T.ArrayType(T.DoubleType())),
-                           T.StructField("high", T.ArrayType(T.DoubleType()))])
-    rows = df.select(column).where(F.col(column).isNotNull()).mapInArrow(
-        _bounds_function(np.asarray(model.centres, dtype=np.float64), model.distance, column), schema).collect()
+    schema = T.StructType(
+        [
+            T.StructField("low", T.ArrayType(T.DoubleType())),
+            T.StructField("high", T.ArrayType(T.DoubleType())),
+        ]
+    )
+    rows = (
+        df.select(column)
+        .where(F.col(column).isNotNull())
+        .mapInArrow(
+            _bounds_function(np.asarray(model.centres, dtype=np.float64), model.distance, column), schema
+        )
+        .collect()
+    )
     if not rows:
         return {"low": [0.0] * model.k, "high": [1.0] * model.k}
     low = np.min(np.array([r["low"] for r in rows]), axis=0)
@@ -337,7 +387,9 @@ def fit_fusion(
     if method not in METHODS:
         raise ValueError(f"Unknown fusion method {method!r}; use one of {', '.join(METHODS)}.")
     if missing_view not in MISSING_VIEW_RULES:
-        raise ValueError(f"Unknown missing-view rule {missing_view!r}; use one of {', '.join(MISSING_VIEW_RULES)}.")
+        raise ValueError(
+            f"Unknown missing-view rule {missing_view!r}; use one of {', '.join(MISSING_VIEW_RULES)}."
+        )
     train = joined if fit_split is None else joined.where(F.col("split") == fit_split)
     dims = {v: _vector_length(joined, view_column(v)) for v in views}
     models: dict[str, KMeansModel] = {}
@@ -348,17 +400,27 @@ def fit_fusion(
             column = view_column(view)
             model = (view_models or {}).get(view)
             if model is None:
-                model = fit_kmeans(train.where(F.col(column).isNotNull()), ks[view], features_col=column,
-                                   distance=distance, engine=engine, max_iter=max_iter, seed=seed,
-                                   fit_sample_rows=fit_sample_rows)
+                model = fit_kmeans(
+                    train.where(F.col(column).isNotNull()),
+                    ks[view],
+                    features_col=column,
+                    distance=distance,
+                    engine=engine,
+                    max_iter=max_iter,
+                    seed=seed,
+                    fit_sample_rows=fit_sample_rows,
+                )
             if model.dim != dims[view]:
-                raise ValueError(f"The {view} model has {model.dim}-dimensional centres but the "
-                                 f"embeddings have {dims[view]} dimensions.")
+                raise ValueError(
+                    f"The {view} model has {model.dim}-dimensional centres but the "
+                    f"embeddings have {dims[view]} dimensions."
+                )
             models[view] = model
             if method == "clusterdists":
                 bounds[view] = fit_distance_bounds(train, column, model)
-    return FusionModel(method=method, views=views, dims=dims, missing_view=missing_view, view_models=models,
-                       bounds=bounds)
+    return FusionModel(
+        method=method, views=views, dims=dims, missing_view=missing_view, view_models=models, bounds=bounds
+    )
 
 
 def combination_key(views_present: list[str] | tuple[str, ...]) -> str:
@@ -408,8 +470,9 @@ def assign_per_combination(
         parts.append(assigned.withColumn("cluster", (F.col("cluster") + F.lit(offset)).cast("int")))
         offset += model.k
     rest = keyed.where(~F.col("_combo").isin(list(models)) if models else F.lit(True))
-    parts.append(rest.withColumn("cluster", F.lit(None).cast("int")).withColumn(
-        "distance", F.lit(None).cast("double")))
+    parts.append(
+        rest.withColumn("cluster", F.lit(None).cast("int")).withColumn("distance", F.lit(None).cast("double"))
+    )
     result = parts[0]
     for part in parts[1:]:
         result = result.unionByName(part)

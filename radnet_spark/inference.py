@@ -82,7 +82,12 @@ def embed_frame(embedder: Any, frame: pd.DataFrame, kind: str, input_col: str, o
 
 @contextmanager
 def arrow_batch_rows(spark: SparkSession, rows: int) -> Iterator[None]:
-    """Temporarily set ``spark.sql.execution.arrow.maxRecordsPerBatch``; wrap the action, not the transform."""
+    """Temporarily set ``spark.sql.execution.arrow.maxRecordsPerBatch``; wrap the action, not the transform.
+
+    Args:
+        spark: The session whose runtime conf is changed and restored.
+        rows: Most rows per Arrow batch sent to a Python worker.
+    """
     previous = spark.conf.get(ARROW_BATCH_CONF, None)
     spark.conf.set(ARROW_BATCH_CONF, str(int(rows)))
     try:

@@ -7,13 +7,20 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from radnet_spark.clustering.elbow import ElbowResult, choose_k, elbow_from_matrix, elbow_png, k_range
-from radnet_spark.clustering.kmeans import KMeansModel, fit_kmeans, fit_matrix, nearest_centres, pairwise_distances
+from radnet_spark.clustering.kmeans import (
+    KMeansModel,
+    fit_kmeans,
+    fit_matrix,
+    nearest_centres,
+    pairwise_distances,
+)
 from radnet_spark.clustering.kmedoids import clara_matrix, fit_kmedoids
 
 
 def _blobs(n: int = 400, centers: int = 4, dim: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    x, y = make_blobs(n_samples=n, centers=centers, n_features=dim, cluster_std=0.5, center_box=(-20, 20),
-                      random_state=seed)
+    x, y = make_blobs(
+        n_samples=n, centers=centers, n_features=dim, cluster_std=0.5, center_box=(-20, 20), random_state=seed
+    )
     return x.astype(np.float32), y
 
 
@@ -24,7 +31,7 @@ def _frame(spark, x: np.ndarray):
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     # Two labelings agree up to renaming when the pair (a, b) has as many distinct values as each.
-    pairs = set(zip(a.tolist(), b.tolist()))
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
     return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
 
 
@@ -62,7 +69,9 @@ def test_cosine_sample_fit_returns_unit_centres():
 
 
 def test_model_round_trips_through_save_and_load(tmp_path):
-    model = KMeansModel(centres=np.arange(6, dtype=float).reshape(3, 2), distance="cosine", info={"n_iter": 3})
+    model = KMeansModel(
+        centres=np.arange(6, dtype=float).reshape(3, 2), distance="cosine", info={"n_iter": 3}
+    )
     loaded = KMeansModel.load(model.save(tmp_path / "m"))
     assert np.array_equal(loaded.centres, model.centres)
     assert loaded.distance == "cosine" and loaded.info["n_iter"] == 3
@@ -102,15 +111,20 @@ def test_assign_gives_nearest_centre_and_its_distance(spark):
     x, _ = _blobs(n=120)
     centres = x[[0, 50, 100]].astype(np.float64) + 0.1
     model = KMeansModel(centres=centres)
-    assigned = model.assign(_frame(spark, x)).toPandas().sort_values("sop_instance_uid",
-                                                                       key=lambda s: s.str[3:].astype(int))
+    assigned = (
+        model.assign(_frame(spark, x))
+        .toPandas()
+        .sort_values("sop_instance_uid", key=lambda s: s.str[3:].astype(int))
+    )
     labels, dist = nearest_centres(x, centres, "euclidean")
     assert assigned["cluster"].tolist() == labels.tolist()
     assert np.allclose(assigned["distance"].to_numpy(), dist, atol=1e-4)
 
 
 def test_rows_without_a_vector_keep_a_null_cluster(spark):
-    df = spark.createDataFrame([("a", [0.0, 0.0]), ("b", None)], "sop_instance_uid string, features array<float>")
+    df = spark.createDataFrame(
+        [("a", [0.0, 0.0]), ("b", None)], "sop_instance_uid string, features array<float>"
+    )
     rows = {r["sop_instance_uid"]: r for r in KMeansModel(centres=np.zeros((1, 2))).assign(df).collect()}
     assert rows["a"]["cluster"] == 0 and rows["b"]["cluster"] is None
 

@@ -146,7 +146,10 @@ def test_tag_pca_matches_scikit_learn(tag_table):
 @pytest.mark.parametrize("kind", ["autoencoder", "pca"])
 def test_saved_tag_embedder_loads_and_embeds_identically(tag_table, tmp_path, kind):
     path, features = tag_table
-    embedder = small_tag_autoencoder(max_epochs=2) if kind == "autoencoder" else TagEmbedder("pca", pca_components=4)
+    if kind == "autoencoder":
+        embedder = small_tag_autoencoder(max_epochs=2)
+    else:
+        embedder = TagEmbedder("pca", pca_components=4)
     embedder.fit(path, progress=False)
     embedder.save(str(tmp_path / "tags"))
     loaded = load_embedder(str(tmp_path / "tags"), "tags")

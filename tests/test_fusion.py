@@ -46,7 +46,9 @@ def _view_models() -> dict[str, KMeansModel]:
 
 def _fused(spark, method: str, missing_view: str = "zero_fill"):
     joined = join_views(_embeddings(spark))
-    model = fit_fusion(joined, list(DIMS), method=method, missing_view=missing_view, view_models=_view_models())
+    model = fit_fusion(
+        joined, list(DIMS), method=method, missing_view=missing_view, view_models=_view_models()
+    )
     return model, model.transform(joined).toPandas().set_index("sop_instance_uid").sort_index()
 
 
@@ -93,9 +95,9 @@ def test_clusterdists_are_in_unit_range_with_one_column_per_centre(spark):
 
 def test_clusterprobs_sum_to_one_per_present_view(spark):
     _, fused = _fused(spark, "clusterprobs")
-    for features, present in zip(fused["features"], fused["views_present"]):
+    for features, present in zip(fused["features"], fused["views_present"], strict=True):
         for index, view in enumerate(["tags", "image", "diagnosis"]):
-            block_sum = features[index * 3:(index + 1) * 3].sum()
+            block_sum = features[index * 3 : (index + 1) * 3].sum()
             assert block_sum == pytest.approx(1.0 if view in present else 0.0, abs=1e-5)
 
 
@@ -105,9 +107,11 @@ def test_available_views_keeps_rows_and_clusters_each_combination_apart(spark):
     fused = model.transform(joined)
     rows = fused.toPandas()
     assert len(rows) == N_INSTANCES
-    for features, present in zip(rows["features"], rows["views_present"]):
+    for features, present in zip(rows["features"], rows["views_present"], strict=True):
         assert len(features) == sum(DIMS[v] for v in present)
-    models = fit_per_combination(fused, lambda d: fit_matrix(np.stack(d.toPandas()["features"]), 2), fit_split=None)
+    models = fit_per_combination(
+        fused, lambda d: fit_matrix(np.stack(d.toPandas()["features"]), 2), fit_split=None
+    )
     assigned = assign_per_combination(fused, models).toPandas()
     assert len(assigned) == N_INSTANCES and assigned["cluster"].notna().all()
     by_combo = assigned.groupby(assigned["views_present"].apply(",".join))["cluster"].apply(set)
@@ -119,5 +123,7 @@ def test_state_round_trips_and_reproduces_the_same_features(spark, tmp_path):
     model, fused = _fused(spark, "clusterdists")
     loaded = FusionModel.load(model.save(tmp_path / "fusion"))
     assert loaded.bounds == model.bounds and loaded.dims == model.dims
-    again = loaded.transform(join_views(_embeddings(spark))).toPandas().set_index("sop_instance_uid").sort_index()
+    again = (
+        loaded.transform(join_views(_embeddings(spark))).toPandas().set_index("sop_instance_uid").sort_index()
+    )
     assert np.allclose(np.stack(again["features"]), np.stack(fused["features"]))

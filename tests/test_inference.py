@@ -60,13 +60,18 @@ def key_frame(values: list) -> pd.DataFrame:
     })
 
 
+def input_frame(spark, column: str, values: list, with_split: bool = True):
+    frame = key_frame(values).rename(columns={"payload": column})
+    return spark.createDataFrame(frame if with_split else frame.drop(columns=["split"]))
+
+
 def collected(df) -> dict[str, np.ndarray]:
     return {row["sop_instance_uid"]: np.asarray(row["embedding"], dtype=np.float32) for row in df.collect()}
 
 
 def test_spark_tag_embeddings_equal_the_pure_embedder(spark, tag_embedder_dir):
     directory, features = tag_embedder_dir
-    df = spark.createDataFrame(key_frame([row.tolist() for row in features]).rename(columns={"payload": "features"}))
+    df = input_frame(spark, "features", [row.tolist() for row in features])
     df = df.withColumn("features", F.col("features").cast("array<float>"))
     with arrow_batch_rows(spark, 7):
         out = embed_dataframe(df, directory, "tags", batch_rows=4)
@@ -79,7 +84,7 @@ def test_spark_tag_embeddings_equal_the_pure_embedder(spark, tag_embedder_dir):
 
 def test_spark_image_embeddings_equal_the_pure_embedder(spark, image_embedder_dir):
     directory, images = image_embedder_dir
-    df = spark.createDataFrame(key_frame([image.tobytes() for image in images]).rename(columns={"payload": "image"}))
+    df = input_frame(spark, "image", [image.tobytes() for image in images])
     with arrow_batch_rows(spark, 8):
         result = collected(embed_dataframe(df.repartition(2), directory, "image", batch_rows=3))
     expected = ImageEmbedder.load(directory).embed_numpy(images)
@@ -92,11 +97,10 @@ def test_split_is_derived_from_the_exam_when_the_input_has_none(spark, image_emb
     from radnet_spark.splits import split_of
 
     directory, images = image_embedder_dir
-    df = spark.createDataFrame(
-        key_frame([image.tobytes() for image in images[:6]]).drop(columns=["split"]).rename(columns={"payload": "image"})
-    )
+    df = input_frame(spark, "image", [image.tobytes() for image in images[:6]], with_split=False)
     rows = embed_dataframe(df, directory, "image").collect()
-    assert {row["exam_id"]: row["split"] for row in rows} == {f"exam{i}": split_of(f"exam{i}") for i in range(2)}
+    expected = {f"exam{i}": split_of(f"exam{i}") for i in range(2)}
+    assert {row["exam_id"]: row["split"] for row in rows} == expected
 
 
 def test_a_missing_input_column_is_named_before_any_job_runs(spark, tag_embedder_dir):
@@ -108,7 +112,7 @@ def test_a_missing_input_column_is_named_before_any_job_runs(spark, tag_embedder
 
 def test_a_directory_without_the_right_embedder_fails_on_the_driver(spark, tag_embedder_dir, tmp_path):
     directory, features = tag_embedder_dir
-    df = spark.createDataFrame(key_frame([row.tolist() for row in features[:2]]).rename(columns={"payload": "features"}))
+    df = input_frame(spark, "features", [row.tolist() for row in features[:2]])
     with pytest.raises(PipelineError, match="holds no fitted embedder"):
         embed_dataframe(df, str(tmp_path), "tags")
     with pytest.raises(PipelineError, match="holds the 'tags' embedder, but the 'image' one"):
@@ -125,6 +129,7 @@ def test_arrow_batch_rows_restores_the_previous_setting(spark):
 def test_null_inputs_get_null_embeddings(image_embedder_dir):
     directory, images = image_embedder_dir
     frame = key_frame([images[0].tobytes(), None, images[1].tobytes()]).rename(columns={"payload": "image"})
-    out = embed_frame(ImageEmbedder.load(directory), frame, "image", "image", "embedding", ["sop_instance_uid"])
+    embedder = ImageEmbedder.load(directory)
+    out = embed_frame(embedder, frame, "image", "image", "embedding", ["sop_instance_uid"])
     assert out["embedding"][1] is None
     assert len(out["embedding"][0]) == 5 and len(out["embedding"][2]) == 5

@@ -43,7 +43,9 @@ def test_contingency_scores_equal_scikit_learn_on_matrices():
 def test_single_cluster_and_single_label_follow_scikit_learn_edge_cases():
     assert nmi_from_contingency(np.array([[5.0]])) == normalized_mutual_info_score([0] * 5, [0] * 5)
     assert homogeneity_from_contingency(np.array([[5.0]])) == homogeneity_score([0] * 5, [0] * 5)
-    assert nmi_from_contingency(np.array([[3.0, 2.0]])) == normalized_mutual_info_score([0, 0, 0, 1, 1], [0] * 5)
+    assert nmi_from_contingency(np.array([[3.0, 2.0]])) == normalized_mutual_info_score(
+        [0, 0, 0, 1, 1], [0] * 5
+    )
 
 
 def test_harmonic_mean_is_zero_when_any_metric_is_zero():
@@ -55,14 +57,19 @@ def test_sum_formula_equals_brute_force_pairwise_cosine_distance():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(7, 5)) + 1.0
     units = x / np.linalg.norm(x, axis=1, keepdims=True)
-    assert 1 - mean_pairwise_cosine_similarity(units.sum(axis=0), 7) == pytest.approx(_brute_force_distance(units))
+    assert 1 - mean_pairwise_cosine_similarity(units.sum(axis=0), 7) == pytest.approx(
+        _brute_force_distance(units)
+    )
     assert mean_pairwise_cosine_similarity(units[0], 1) is None
 
 
 def test_spark_metrics_equal_scikit_learn_on_the_same_labels(spark):
     clusters, modality, bpe = _labels()
     labels = [str(m) for m in modality]
-    rows = [(f"u{i}", int(c), f"M{m}", f"B{b}") for i, (c, m, b) in enumerate(zip(clusters, modality, bpe))]
+    rows = [
+        (f"u{i}", int(c), f"M{m}", f"B{b}")
+        for i, (c, m, b) in enumerate(zip(clusters, modality, bpe, strict=True))
+    ]
     df = spark.createDataFrame(rows, "sop_instance_uid string, cluster int, modality string, bpe string")
     table = contingency_matrix(contingency_counts(df, "modality"))
     assert table.sum() == len(rows)
@@ -81,7 +88,7 @@ def test_in_cluster_cosine_distance_in_spark_equals_brute_force(spark):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(30, 4)) + np.array([2.0, 0, 0, 0])
     clusters = np.repeat([0, 1, 2], 10)
-    rows = [(int(c), [float(v) for v in row]) for c, row in zip(clusters, x)]
+    rows = [(int(c), [float(v) for v in row]) for c, row in zip(clusters, x, strict=True)]
     df = spark.createDataFrame(rows, "cluster int, embedding array<float>").repartition(3)
     result = in_cluster_cosine_distance(df, "embedding")
     units = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -94,9 +101,14 @@ def test_in_cluster_cosine_distance_in_spark_equals_brute_force(spark):
 def test_diagnosis_distance_joins_the_exam_embedding_to_every_instance(spark):
     assignments = spark.createDataFrame(
         [("a", "e1", 0), ("b", "e1", 0), ("c", "e2", 0), ("d", "e3", 1)],
-        "sop_instance_uid string, exam_id string, cluster int")
-    labels = spark.createDataFrame([(u, "CT", "HEAD") for u in "abcd"], "sop_instance_uid string, modality string, bpe string")
-    diagnoses = spark.createDataFrame([("e1", [1.0, 0.0]), ("e2", [0.0, 1.0])], "exam_id string, embedding array<float>")
+        "sop_instance_uid string, exam_id string, cluster int",
+    )
+    labels = spark.createDataFrame(
+        [(u, "CT", "HEAD") for u in "abcd"], "sop_instance_uid string, modality string, bpe string"
+    )
+    diagnoses = spark.createDataFrame(
+        [("e1", [1.0, 0.0]), ("e2", [0.0, 1.0])], "exam_id string, embedding array<float>"
+    )
     result = evaluate_clusters(assignments, labels, diagnosis_embeddings=diagnoses)
     # Cluster 0 holds e1, e1, e2: pairs (a,b)=0, (a,c)=(b,c)=1 → mean distance 2/3; cluster 1 has no pair.
     assert result["diagnosis_distance"] == pytest.approx(2 / 3)
@@ -119,7 +131,9 @@ def test_comparison_has_a_row_per_view_and_fusion_with_split_columns(spark, tmp_
     embeddings = {"tags": spark.createDataFrame(tags, schema), "image": spark.createDataFrame(images, schema)}
     label_df = spark.createDataFrame(labels, "sop_instance_uid string, modality string, bpe string")
     overrides = {"tags": 3, "image": 3, "embeddings:tags+image": 3, "clusterprobs:tags+image": 3}
-    table = compare_fusions(embeddings, label_df, methods=["embeddings", "clusterprobs"], k_overrides=overrides)
+    table = compare_fusions(
+        embeddings, label_df, methods=["embeddings", "clusterprobs"], k_overrides=overrides
+    )
     assert table["model"].tolist() == ["tags", "image", "[tags]-[image]", "[tags]-[image]"]
     assert table["fusion"].tolist() == ["-", "-", "embeddings", "clusterprobs"]
     assert {"validation_score", "test_score", "test_image_distance"} <= set(table.columns)

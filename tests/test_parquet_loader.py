@@ -23,7 +23,7 @@ from radnet_spark.training.parquet_loader import (
 
 @pytest.fixture()
 def feature_table(tmp_path):
-    """120 rows in two files, row groups of 16; feature vector = [id, id, id]; ids ≡ 0 mod 5 are validation."""
+    """120 rows in two files, row groups of 16; features = [id, id, id]; ids ≡ 0 mod 5 are validation."""
     folder = tmp_path / "tag_features"
     folder.mkdir()
     for part, ids in enumerate((np.arange(0, 70), np.arange(70, 120))):

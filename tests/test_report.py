@@ -20,8 +20,13 @@ def _assert_self_contained(text: str) -> None:
 
 
 def _card(cluster: int) -> dict:
-    return {"cluster": cluster, "size": 10, "modality": {"CT": 7, "MR": 3}, "bpe": {"HEAD": 10},
-            "top_stems": [{"stem": "glav", "count": 4, "score": 0.5}]}
+    return {
+        "cluster": cluster,
+        "size": 10,
+        "modality": {"CT": 7, "MR": 3},
+        "bpe": {"HEAD": 10},
+        "top_stems": [{"stem": "glav", "count": 4, "score": 0.5}],
+    }
 
 
 def test_report_is_one_self_contained_file_with_every_section(tmp_path):
@@ -30,9 +35,18 @@ def test_report_is_one_self_contained_file_with_every_section(tmp_path):
         tmp_path / "report.html",
         elbow=ElbowResult(ks=[2, 3, 4, 5], wcss=[100.0, 40.0, 30.0, 25.0], chosen_k=3),
         sizes={0: 10, 1: 10},
-        compositions={"Modality": {0: {"CT": 7, "MR": 3}, 1: {"CR": 10}}, "BPE": {0: {"HEAD": 10}, 1: {"CHEST": 10}}},
-        metrics={"hs_modality": 0.8, "nmi_modality": 0.7, "hs_bpe": 0.6, "nmi_bpe": 0.5, "score": 0.64,
-                 "per_cluster": {"image_distance": {0: 0.3, 1: 0.2}}},
+        compositions={
+            "Modality": {0: {"CT": 7, "MR": 3}, 1: {"CR": 10}},
+            "BPE": {0: {"HEAD": 10}, 1: {"CHEST": 10}},
+        },
+        metrics={
+            "hs_modality": 0.8,
+            "nmi_modality": 0.7,
+            "hs_bpe": 0.6,
+            "nmi_bpe": 0.5,
+            "score": 0.64,
+            "per_cluster": {"image_distance": {0: 0.3, 1: 0.2}},
+        },
         mosaics={0: [rng.integers(0, 255, (32, 32), dtype=np.uint8) for _ in range(5)]},
         cards=[_card(0), _card(1)],
         title="Test <report>",
@@ -58,17 +72,25 @@ def _warehouse(spark, root):
         modality, bpe = ("CT", "HEAD") if cluster == 0 else ("CR", "CHEST")
         rows.append((f"u{i}", f"e{i // 2}", "test", modality, bpe, "dicom", [0.0]))
         images.append((f"u{i}", f"e{i // 2}", bytes([i * 10]) * 64, 8))
-    spark.createDataFrame(rows, "sop_instance_uid string, exam_id string, split string, modality string, bpe string, "
-                                "bpe_source string, features array<float>").write.parquet(f"{root}/tag_features")
-    spark.createDataFrame(images, "sop_instance_uid string, exam_id string, image binary, image_size int"
-                          ).write.parquet(f"{root}/images")
+    spark.createDataFrame(
+        rows,
+        "sop_instance_uid string, exam_id string, split string, modality string, bpe string, "
+        "bpe_source string, features array<float>",
+    ).write.parquet(f"{root}/tag_features")
+    spark.createDataFrame(
+        images, "sop_instance_uid string, exam_id string, image binary, image_size int"
+    ).write.parquet(f"{root}/images")
     diagnoses = [(f"e{e}", "x", "x", ["glav", "ct"] if e % 2 == 0 else ["plu", "rtg"]) for e in range(6)]
-    spark.createDataFrame(diagnoses, "exam_id string, diagnosis_raw string, diagnosis_clean string, stems array<string>"
-                          ).write.parquet(f"{root}/diagnoses")
+    spark.createDataFrame(
+        diagnoses, "exam_id string, diagnosis_raw string, diagnosis_clean string, stems array<string>"
+    ).write.parquet(f"{root}/diagnoses")
     emb = [(f"u{i}", f"e{i // 2}", "test", [1.0, float(i % 2)]) for i in range(12)]
-    spark.createDataFrame(emb, "sop_instance_uid string, exam_id string, split string, embedding array<float>"
-                          ).write.parquet(f"{root}/embeddings_image")
-    labels = spark.createDataFrame([(f"u{i}", (i // 2) % 2) for i in range(12)], "sop_instance_uid string, cluster int")
+    spark.createDataFrame(
+        emb, "sop_instance_uid string, exam_id string, split string, embedding array<float>"
+    ).write.parquet(f"{root}/embeddings_image")
+    labels = spark.createDataFrame(
+        [(f"u{i}", (i // 2) % 2) for i in range(12)], "sop_instance_uid string, cluster int"
+    )
     return labels
 
 
@@ -92,8 +114,13 @@ def test_mosaic_sampling_brings_at_most_the_bound_per_cluster(spark, tmp_path):
 
 def test_build_report_reads_the_warehouse_and_writes_the_sections(spark, tmp_path):
     labels = _warehouse(spark, tmp_path)
-    path = build_report(spark, tmp_path, labels, out_html=tmp_path / "out" / "report.html",
-                        elbow=ElbowResult(ks=[2, 3, 4], wcss=[9.0, 4.0, 3.5], chosen_k=3))
+    path = build_report(
+        spark,
+        tmp_path,
+        labels,
+        out_html=tmp_path / "out" / "report.html",
+        elbow=ElbowResult(ks=[2, 3, 4], wcss=[9.0, 4.0, 3.5], chosen_k=3),
+    )
     text = path.read_text(encoding="utf-8")
     _assert_self_contained(text)
     for section in SECTIONS:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radnet_spark.errors import UserError
 from radnet_spark.splits import split_of
 from radnet_spark.tags.encoding import TagEncoder
 from radnet_spark.tags.features import (
@@ -162,6 +163,8 @@ def test_fitted_preprocessing_produces_tag_features(tags_df, tmp_path):
 
 def test_new_data_missing_a_tag_column_still_transforms(tags_df, tmp_path):
     prep = fit_tag_preprocessing(tags_df, imputer="simple", categorical_overflow="bucket", fit_sample_rows=50)
+    with pytest.raises(UserError):
+        prep.transform(tags_df, ship_model="path")  # nothing saved yet for executors to read
     prep.save(tmp_path / "simple")
     fresh = tags_df.drop("Manufacturer").limit(10)
     got = collect_sorted(TagPreprocessing.load(tmp_path / "simple").transform(fresh))

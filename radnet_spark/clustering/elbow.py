@@ -33,8 +33,12 @@ class ElbowResult:
     knee_found: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ks": list(self.ks), "wcss": list(self.wcss), "chosen_k": self.chosen_k,
-                "knee_found": self.knee_found}
+        return {
+            "ks": list(self.ks),
+            "wcss": list(self.wcss),
+            "chosen_k": self.chosen_k,
+            "knee_found": self.knee_found,
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the result as JSON to ``path`` (parent folders created) and return it."""
@@ -47,8 +51,12 @@ class ElbowResult:
     def load(cls, path: str | Path) -> ElbowResult:
         """Read a result written by :meth:`save`."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(ks=[int(k) for k in data["ks"]], wcss=[float(w) for w in data["wcss"]],
-                   chosen_k=int(data["chosen_k"]), knee_found=bool(data.get("knee_found", True)))
+        return cls(
+            ks=[int(k) for k in data["ks"]],
+            wcss=[float(w) for w in data["wcss"]],
+            chosen_k=int(data["chosen_k"]),
+            knee_found=bool(data.get("knee_found", True)),
+        )
 
 
 def k_range(k_min: int, k_max: int, k_step: int = 1) -> list[int]:
@@ -122,8 +130,9 @@ def elbow_from_matrix(
         if k > len(x):
             continue
         # Already normalised, so fit with Euclidean: WCSS on the sphere is what the elbow needs.
-        model = fit_matrix(x, k, distance="euclidean", max_iter=max_iter, seed=seed, n_init=n_init,
-                           backend=backend)
+        model = fit_matrix(
+            x, k, distance="euclidean", max_iter=max_iter, seed=seed, n_init=n_init, backend=backend
+        )
         tried.append(k)
         wcss.append(float(model.info["inertia"]))
     if not tried:
@@ -146,8 +155,9 @@ def elbow_sweep(
 ) -> ElbowResult:
     """Sample at most ``fit_sample_rows`` vectors once, then run :func:`elbow_from_matrix` on them."""
     x = sample_matrix(df, features_col, fit_sample_rows, seed)
-    return elbow_from_matrix(x, ks, distance=distance, max_iter=max_iter, seed=seed, n_init=n_init,
-                             backend=backend)
+    return elbow_from_matrix(
+        x, ks, distance=distance, max_iter=max_iter, seed=seed, n_init=n_init, backend=backend
+    )
 
 
 def plot_elbow(result: ElbowResult, ax: Any | None = None) -> Any:
@@ -162,8 +172,12 @@ def plot_elbow(result: ElbowResult, ax: Any | None = None) -> Any:
     else:
         fig = ax.figure
     ax.plot(result.ks, result.wcss, marker="o", color="#1f77b4")
-    ax.axvline(result.chosen_k, color="#d62728", linestyle="--",
-               label=f"k = {result.chosen_k}" + ("" if result.knee_found else " (fallback)"))
+    ax.axvline(
+        result.chosen_k,
+        color="#d62728",
+        linestyle="--",
+        label=f"k = {result.chosen_k}" + ("" if result.knee_found else " (fallback)"),
+    )
     ax.set_xlabel("k")
     ax.set_ylabel("within-cluster sum of squares")
     ax.set_title("Elbow")

@@ -283,8 +283,13 @@ class KMeansModel:
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         np.save(target / CENTRES_FILE, np.asarray(self.centres, dtype=np.float64))
-        meta = {"distance": self.distance, "algorithm": self.algorithm, "k": self.k, "dim": self.dim,
-                "info": self.info}
+        meta = {
+            "distance": self.distance,
+            "algorithm": self.algorithm,
+            "k": self.k,
+            "dim": self.dim,
+            "info": self.info,
+        }
         (target / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         return target
 
@@ -296,8 +301,12 @@ class KMeansModel:
             raise FileNotFoundError(f"No clustering model in {source}: {MODEL_FILE} is missing.")
         meta = json.loads((source / MODEL_FILE).read_text(encoding="utf-8"))
         centres = np.load(source / CENTRES_FILE)
-        return cls(centres=centres, distance=meta["distance"], algorithm=meta.get("algorithm", "kmeans"),
-                   info=meta.get("info", {}))
+        return cls(
+            centres=centres,
+            distance=meta["distance"],
+            algorithm=meta.get("algorithm", "kmeans"),
+            info=meta.get("info", {}),
+        )
 
 
 def fit_matrix(
@@ -337,50 +346,97 @@ def fit_matrix(
     if backend == "faiss":
         import faiss
 
-        model = faiss.Kmeans(x.shape[1], k, niter=max_iter, seed=seed, nredo=n_init,
-                             spherical=distance == "cosine", max_points_per_centroid=max(256, len(x)))
+        model = faiss.Kmeans(
+            x.shape[1],
+            k,
+            niter=max_iter,
+            seed=seed,
+            nredo=n_init,
+            spherical=distance == "cosine",
+            max_points_per_centroid=max(256, len(x)),
+        )
         model.train(np.ascontiguousarray(x))
         centres = np.asarray(model.centroids, dtype=np.float64)
         n_iter, inertia = max_iter, float(model.obj[-1]) if len(model.obj) else float("nan")
     else:
         from sklearn.cluster import KMeans
 
-        model = KMeans(n_clusters=k, init="k-means++", n_init=n_init, max_iter=max_iter, random_state=seed,
-                       algorithm="lloyd")
+        model = KMeans(
+            n_clusters=k,
+            init="k-means++",
+            n_init=n_init,
+            max_iter=max_iter,
+            random_state=seed,
+            algorithm="lloyd",
+        )
         model.fit(x)
         centres = model.cluster_centers_.astype(np.float64)
         n_iter, inertia = int(model.n_iter_), float(model.inertia_)
     if distance == "cosine":
         centres = l2_normalise(centres)
     seconds = time.perf_counter() - start
-    return KMeansModel(centres=centres, distance=distance, info={
-        "engine": "sample", "backend": backend, "fit_rows": int(len(x)), "n_iter": n_iter,
-        "inertia": inertia, "fit_seconds": seconds, "seed": seed, "max_iter": max_iter})
+    return KMeansModel(
+        centres=centres,
+        distance=distance,
+        info={
+            "engine": "sample",
+            "backend": backend,
+            "fit_rows": int(len(x)),
+            "n_iter": n_iter,
+            "inertia": inertia,
+            "fit_seconds": seconds,
+            "seed": seed,
+            "max_iter": max_iter,
+        },
+    )
 
 
-def _fit_mllib(df: DataFrame, k: int, features_col: str, distance: str, max_iter: int, seed: int,
-               tol: float) -> KMeansModel:
+def _fit_mllib(
+    df: DataFrame, k: int, features_col: str, distance: str, max_iter: int, seed: int, tol: float
+) -> KMeansModel:
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.functions import array_to_vector
 
     vectors = df.where(F.col(features_col).isNotNull()).select(
-        array_to_vector(F.col(features_col)).alias("_vector"))
+        array_to_vector(F.col(features_col)).alias("_vector")
+    )
     # "block" stacks rows into matrices for level-3 BLAS; MLlib implements it for Euclidean only.
     solver = "block" if distance == "euclidean" else "row"
     blas = native_blas_hint()
-    log.info("MLlib k-means (k=%d, solver=%s); system BLAS for netlib: %s", k, solver,
-             blas or "none found, expect Java BLAS")
-    estimator = KMeans(k=k, maxIter=max_iter, seed=seed, tol=tol, featuresCol="_vector",
-                       distanceMeasure=distance, solver=solver)
+    log.info(
+        "MLlib k-means (k=%d, solver=%s); system BLAS for netlib: %s",
+        k,
+        solver,
+        blas or "none found, expect Java BLAS",
+    )
+    estimator = KMeans(
+        k=k,
+        maxIter=max_iter,
+        seed=seed,
+        tol=tol,
+        featuresCol="_vector",
+        distanceMeasure=distance,
+        solver=solver,
+    )
     start = time.perf_counter()
     fitted = estimator.fit(vectors)
     seconds = time.perf_counter() - start
     centres = np.array([np.asarray(c, dtype=np.float64) for c in fitted.clusterCenters()])
     summary = fitted.summary
-    return KMeansModel(centres=centres, distance=distance, info={
-        "engine": "mllib", "solver": solver, "n_iter": int(summary.numIter),
-        "inertia": float(summary.trainingCost), "fit_seconds": seconds, "seed": seed, "max_iter": max_iter,
-        "system_blas": blas})
+    return KMeansModel(
+        centres=centres,
+        distance=distance,
+        info={
+            "engine": "mllib",
+            "solver": solver,
+            "n_iter": int(summary.numIter),
+            "inertia": float(summary.trainingCost),
+            "fit_seconds": seconds,
+            "seed": seed,
+            "max_iter": max_iter,
+            "system_blas": blas,
+        },
+    )
 
 
 def fit_kmeans(
@@ -425,6 +481,11 @@ def fit_kmeans(
     sampled = time.perf_counter() - start
     model = fit_matrix(x, k, distance=distance, max_iter=max_iter, seed=seed, n_init=n_init, backend=backend)
     model.info["sample_seconds"] = sampled
-    log.info("k-means sample engine: %d rows sampled in %.1fs, fitted in %.1fs (%s iterations)",
-             len(x), sampled, model.info["fit_seconds"], model.info["n_iter"])
+    log.info(
+        "k-means sample engine: %d rows sampled in %.1fs, fitted in %.1fs (%s iterations)",
+        len(x),
+        sampled,
+        model.info["fit_seconds"],
+        model.info["n_iter"],
+    )
     return model

@@ -106,17 +106,29 @@ def clara_matrix(
     for draw in range(max(1, draws)):
         rows = np.sort(rng.choice(n, size=size, replace=False)) if size < n else np.arange(n)
         sub = x[rows]
-        medoids, _ = kmedoids_on_dissimilarity(pairwise_distances(sub, sub, distance), k, max_iter=max_iter,
-                                               seed=seed + draw)
+        medoids, _ = kmedoids_on_dissimilarity(
+            pairwise_distances(sub, sub, distance), k, max_iter=max_iter, seed=seed + draw
+        )
         centres = sub[medoids]
         cost = float(pairwise_distances(x, centres, distance).min(axis=1).sum())
         if cost < best_cost:
             best_cost, best_medoids = cost, centres
         if size == n:
             break  # every draw would be the whole pool
-    return KMeansModel(centres=np.asarray(best_medoids), distance=distance, algorithm="kmedoids", info={
-        "engine": "clara", "fit_rows": n, "draw_rows": size, "draws": draws, "cost": best_cost,
-        "fit_seconds": time.perf_counter() - start, "seed": seed})
+    return KMeansModel(
+        centres=np.asarray(best_medoids),
+        distance=distance,
+        algorithm="kmedoids",
+        info={
+            "engine": "clara",
+            "fit_rows": n,
+            "draw_rows": size,
+            "draws": draws,
+            "cost": best_cost,
+            "fit_seconds": time.perf_counter() - start,
+            "seed": seed,
+        },
+    )
 
 
 def fit_kmedoids(
@@ -133,5 +145,6 @@ def fit_kmedoids(
 ) -> KMeansModel:
     """Sample a bounded pool from ``df`` and run :func:`clara_matrix`; assign with ``model.assign``."""
     pool = sample_matrix(df, features_col, fit_sample_rows, seed)
-    return clara_matrix(pool, k, distance=distance, draws=draws, draw_rows=draw_rows, max_iter=max_iter,
-                        seed=seed)
+    return clara_matrix(
+        pool, k, distance=distance, draws=draws, draw_rows=draw_rows, max_iter=max_iter, seed=seed
+    )

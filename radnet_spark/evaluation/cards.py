@@ -21,11 +21,13 @@ from pyspark.sql import functions as F
 from radnet_spark.evaluation.metrics import MISSING_LABEL, cluster_sizes, contingency_counts
 
 
-def composition(assignments: DataFrame, labels: DataFrame, label_col: str,
-                cluster_col: str = "cluster") -> dict[int, dict[str, int]]:
+def composition(
+    assignments: DataFrame, labels: DataFrame, label_col: str, cluster_col: str = "cluster"
+) -> dict[int, dict[str, int]]:
     """Rows per label within each cluster: cluster → label → count (null labels as ``__missing__``)."""
     joined = assignments.select("sop_instance_uid", F.col(cluster_col).alias("cluster")).join(
-        labels.select("sop_instance_uid", label_col), "sop_instance_uid", "left")
+        labels.select("sop_instance_uid", label_col), "sop_instance_uid", "left"
+    )
     counts = contingency_counts(joined, label_col)
     result: dict[int, dict[str, int]] = {}
     for row in counts.sort_values(["cluster", "count"], ascending=[True, False]).itertuples(index=False):
@@ -33,8 +35,9 @@ def composition(assignments: DataFrame, labels: DataFrame, label_col: str,
     return result
 
 
-def top_stems(assignments: DataFrame, diagnoses: DataFrame, *, top_n: int = 10,
-              cluster_col: str = "cluster") -> dict[int, list[dict[str, Any]]]:
+def top_stems(
+    assignments: DataFrame, diagnoses: DataFrame, *, top_n: int = 10, cluster_col: str = "cluster"
+) -> dict[int, list[dict[str, Any]]]:
     """The ``top_n`` stems of each cluster by class-based TF-IDF (see module docstring).
 
     Args:
@@ -46,10 +49,14 @@ def top_stems(assignments: DataFrame, diagnoses: DataFrame, *, top_n: int = 10,
     Returns:
         cluster → list of ``{"stem", "count", "score"}``, best first.
     """
-    exams = assignments.where(F.col(cluster_col).isNotNull()).select(
-        F.col(cluster_col).alias("cluster"), "exam_id").distinct()
+    exams = (
+        assignments.where(F.col(cluster_col).isNotNull())
+        .select(F.col(cluster_col).alias("cluster"), "exam_id")
+        .distinct()
+    )
     stems = exams.join(diagnoses.select("exam_id", "stems"), "exam_id").select(
-        "cluster", F.explode("stems").alias("stem"))
+        "cluster", F.explode("stems").alias("stem")
+    )
     counts = stems.groupBy("cluster", "stem").count()
     clusters = counts.select("cluster").distinct().count()
     by_cluster = Window.partitionBy("cluster")
@@ -57,14 +64,17 @@ def top_stems(assignments: DataFrame, diagnoses: DataFrame, *, top_n: int = 10,
     scored = (
         counts.withColumn("tf", F.col("count") / F.sum("count").over(by_cluster))
         .withColumn("clusters_with_stem", F.count(F.lit(1)).over(by_stem))
-        .withColumn("score", F.col("tf") * (F.log((1.0 + clusters) / (1.0 + F.col("clusters_with_stem"))) + 1.0))
+        .withColumn(
+            "score", F.col("tf") * (F.log((1.0 + clusters) / (1.0 + F.col("clusters_with_stem"))) + 1.0)
+        )
         .withColumn("rank", F.row_number().over(by_cluster.orderBy(F.desc("score"), F.asc("stem"))))
         .where(F.col("rank") <= top_n)
     )
     result: dict[int, list[dict[str, Any]]] = {}
     for row in scored.orderBy("cluster", "rank").collect():
         result.setdefault(int(row["cluster"]), []).append(
-            {"stem": row["stem"], "count": int(row["count"]), "score": float(row["score"])})
+            {"stem": row["stem"], "count": int(row["count"]), "score": float(row["score"])}
+        )
     return result
 
 
@@ -96,9 +106,21 @@ def cluster_cards(
     sizes = cluster_sizes(assignments, cluster_col)
     modality = composition(assignments, labels, modality_col, cluster_col)
     bpe = composition(assignments, labels, bpe_col, cluster_col)
-    stems = top_stems(assignments, diagnoses, top_n=top_n, cluster_col=cluster_col) if diagnoses is not None else {}
-    return [{"cluster": c, "size": n, "modality": modality.get(c, {}), "bpe": bpe.get(c, {}),
-             "top_stems": stems.get(c, [])} for c, n in sizes.items()]
+    stems = (
+        top_stems(assignments, diagnoses, top_n=top_n, cluster_col=cluster_col)
+        if diagnoses is not None
+        else {}
+    )
+    return [
+        {
+            "cluster": c,
+            "size": n,
+            "modality": modality.get(c, {}),
+            "bpe": bpe.get(c, {}),
+            "top_stems": stems.get(c, []),
+        }
+        for c, n in sizes.items()
+    ]
 
 
 def save_cards(cards: list[dict[str, Any]], path: str | Path) -> Path:
@@ -110,7 +132,7 @@ def save_cards(cards: list[dict[str, Any]], path: str | Path) -> Path:
 
 
 def load_cards(path: str | Path) -> list[dict[str, Any]]:
-    """Read cards written by :func:`save_cards` (cluster keys back to int)."""
+    """Read cards written by :func:`save_cards`."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
@@ -144,8 +166,10 @@ def card_html(card: dict[str, Any]) -> str:
         rows.append(f"<tr><th>{title}</th><td>{shares or '&mdash;'}</td></tr>")
     stems = ", ".join(html.escape(s["stem"]) for s in card["top_stems"])
     rows.append(f"<tr><th>Stems</th><td>{stems or '&mdash;'}</td></tr>")
-    return (f'<div class="card"><h3>Cluster {int(card["cluster"])} <small>{int(card["size"])} images</small></h3>'
-            f"<table>{''.join(rows)}</table></div>")
+    return (
+        f'<div class="card"><h3>Cluster {int(card["cluster"])} <small>{int(card["size"])} images</small></h3>'
+        f"<table>{''.join(rows)}</table></div>"
+    )
 
 
 def cards_html(cards: list[dict[str, Any]]) -> str:

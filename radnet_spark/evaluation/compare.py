@@ -39,18 +39,33 @@ from radnet_spark.fusion import (
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ("hs_modality", "nmi_modality", "hs_bpe", "nmi_bpe", "score", "image_distance",
-                  "diagnosis_distance")
+METRIC_COLUMNS = (
+    "hs_modality",
+    "nmi_modality",
+    "hs_bpe",
+    "nmi_bpe",
+    "score",
+    "image_distance",
+    "diagnosis_distance",
+)
 
 # The paper's k (Tables 4-5): single views, then (method, views) for fusions.
 PAPER_K: dict[tuple[str, ...], int] = {
-    ("tags",): 25, ("image",): 40, ("diagnosis",): 20,
-    ("embeddings", "tags", "image"): 75, ("embeddings", "tags", "diagnosis"): 40,
-    ("embeddings", "image", "diagnosis"): 40, ("embeddings", "tags", "image", "diagnosis"): 50,
-    ("clusterdists", "tags", "image"): 30, ("clusterdists", "tags", "diagnosis"): 30,
-    ("clusterdists", "image", "diagnosis"): 30, ("clusterdists", "tags", "image", "diagnosis"): 40,
-    ("clusterprobs", "tags", "image"): 30, ("clusterprobs", "tags", "diagnosis"): 30,
-    ("clusterprobs", "image", "diagnosis"): 40, ("clusterprobs", "tags", "image", "diagnosis"): 40,
+    ("tags",): 25,
+    ("image",): 40,
+    ("diagnosis",): 20,
+    ("embeddings", "tags", "image"): 75,
+    ("embeddings", "tags", "diagnosis"): 40,
+    ("embeddings", "image", "diagnosis"): 40,
+    ("embeddings", "tags", "image", "diagnosis"): 50,
+    ("clusterdists", "tags", "image"): 30,
+    ("clusterdists", "tags", "diagnosis"): 30,
+    ("clusterdists", "image", "diagnosis"): 30,
+    ("clusterdists", "tags", "image", "diagnosis"): 40,
+    ("clusterprobs", "tags", "image"): 30,
+    ("clusterprobs", "tags", "diagnosis"): 30,
+    ("clusterprobs", "image", "diagnosis"): 40,
+    ("clusterprobs", "tags", "image", "diagnosis"): 40,
 }
 
 
@@ -72,23 +87,60 @@ def view_combinations(views: Iterable[str]) -> list[tuple[str, ...]]:
     return [combo for size in range(2, len(ordered) + 1) for combo in itertools.combinations(ordered, size)]
 
 
-def _fit(df: DataFrame, k: int, features_col: str, *, algorithm: str, distance: str, engine: str,
-         fit_sample_rows: int, max_iter: int, seed: int) -> KMeansModel:
+def _fit(
+    df: DataFrame,
+    k: int,
+    features_col: str,
+    *,
+    algorithm: str,
+    distance: str,
+    engine: str,
+    fit_sample_rows: int,
+    max_iter: int,
+    seed: int,
+) -> KMeansModel:
     if algorithm == "kmedoids":
-        return fit_kmedoids(df, k, features_col=features_col, distance=distance,
-                            fit_sample_rows=min(fit_sample_rows, 20_000), seed=seed)
+        return fit_kmedoids(
+            df,
+            k,
+            features_col=features_col,
+            distance=distance,
+            fit_sample_rows=min(fit_sample_rows, 20_000),
+            seed=seed,
+        )
     if algorithm != "kmeans":
         raise ValueError(f"Unknown algorithm {algorithm!r}; use kmeans or kmedoids.")
-    return fit_kmeans(df, k, features_col=features_col, distance=distance, engine=engine, max_iter=max_iter,
-                      seed=seed, fit_sample_rows=fit_sample_rows)
+    return fit_kmeans(
+        df,
+        k,
+        features_col=features_col,
+        distance=distance,
+        engine=engine,
+        max_iter=max_iter,
+        seed=seed,
+        fit_sample_rows=fit_sample_rows,
+    )
 
 
-def _row(name: str, method: str, algorithm: str, k: int, assigned: DataFrame, splits: list[str],
-         labels: DataFrame, image: DataFrame | None, diagnosis: DataFrame | None) -> dict[str, Any]:
+def _row(
+    name: str,
+    method: str,
+    algorithm: str,
+    k: int,
+    assigned: DataFrame,
+    splits: list[str],
+    labels: DataFrame,
+    image: DataFrame | None,
+    diagnosis: DataFrame | None,
+) -> dict[str, Any]:
     row: dict[str, Any] = {"model": name, "fusion": method, "algorithm": algorithm, "k": k}
     for split in splits:
-        result = evaluate_clusters(assigned.where(F.col("split") == split), labels, image_embeddings=image,
-                                   diagnosis_embeddings=diagnosis)
+        result = evaluate_clusters(
+            assigned.where(F.col("split") == split),
+            labels,
+            image_embeddings=image,
+            diagnosis_embeddings=diagnosis,
+        )
         for metric in METRIC_COLUMNS:
             row[f"{split}_{metric}"] = result[metric]
     return row
@@ -135,8 +187,14 @@ def compare_fusions(
     """
     views = check_views(list(embeddings))
     splits = list(splits)
-    options = {"algorithm": algorithm, "distance": distance, "engine": engine,
-               "fit_sample_rows": fit_sample_rows, "max_iter": max_iter, "seed": seed}
+    options = {
+        "algorithm": algorithm,
+        "distance": distance,
+        "engine": engine,
+        "fit_sample_rows": fit_sample_rows,
+        "max_iter": max_iter,
+        "seed": seed,
+    }
     label = f"{algorithm} ({distance})"
     image, diagnosis = embeddings.get("image"), embeddings.get("diagnosis")
     joined = join_views(embeddings, instances).cache()
@@ -157,12 +215,19 @@ def compare_fusions(
             k = paper_k(combo, method, k_overrides)
             log.info("Comparing %s %s (k=%d)", name, method, k)
             # Per-view centres for the cluster methods must be k-means/k-medoid centres of that view.
-            fusion = fit_fusion(joined, list(combo), method=method, missing_view=missing_view,
-                                view_models={v: view_models[v] for v in combo}, fit_split=fit_split)
+            fusion = fit_fusion(
+                joined,
+                list(combo),
+                method=method,
+                missing_view=missing_view,
+                view_models={v: view_models[v] for v in combo},
+                fit_split=fit_split,
+            )
             fused = fusion.transform(joined).cache()
             if missing_view == "available_views":
-                models = fit_per_combination(fused, lambda d, k=k: _fit(d, k, "features", **options),
-                                             fit_split=fit_split)
+                models = fit_per_combination(
+                    fused, lambda d, k=k: _fit(d, k, "features", **options), fit_split=fit_split
+                )
                 assigned = assign_per_combination(fused.where(F.col("split").isin(splits)), models)
             else:
                 model = _fit(fused.where(F.col("split") == fit_split), k, "features", **options)

@@ -35,9 +35,12 @@ def contingency_counts(df: DataFrame, label_col: str, cluster_col: str = "cluste
     """
     counts = (
         df.where(F.col(cluster_col).isNotNull())
-        .select(F.col(cluster_col).alias("cluster"),
-                F.coalesce(F.col(label_col).cast("string"), F.lit(MISSING_LABEL)).alias("label"))
-        .groupBy("cluster", "label").count()
+        .select(
+            F.col(cluster_col).alias("cluster"),
+            F.coalesce(F.col(label_col).cast("string"), F.lit(MISSING_LABEL)).alias("label"),
+        )
+        .groupBy("cluster", "label")
+        .count()
     )
     return counts.toPandas()
 
@@ -46,8 +49,9 @@ def contingency_matrix(counts: pd.DataFrame) -> np.ndarray:
     """Dense clusters × labels matrix from :func:`contingency_counts` output."""
     if counts.empty:
         return np.zeros((0, 0))
-    return counts.pivot_table(index="cluster", columns="label", values="count", aggfunc="sum",
-                              fill_value=0).to_numpy(dtype=np.float64)
+    return counts.pivot_table(
+        index="cluster", columns="label", values="count", aggfunc="sum", fill_value=0
+    ).to_numpy(dtype=np.float64)
 
 
 def _entropy(counts: np.ndarray) -> float:
@@ -130,9 +134,13 @@ def _partial_sums_function(vector_col: str, cluster_col: str) -> Any:
         if sums:
             keys = sorted(sums)
             yield pa.RecordBatch.from_arrays(
-                [pa.array(keys, type=pa.int32()), pa.array([counts[k] for k in keys], type=pa.int64()),
-                 pa.array([sums[k].tolist() for k in keys], type=pa.list_(pa.float64()))],
-                names=["cluster", "n", "vector_sum"])
+                [
+                    pa.array(keys, type=pa.int32()),
+                    pa.array([counts[k] for k in keys], type=pa.int64()),
+                    pa.array([sums[k].tolist() for k in keys], type=pa.list_(pa.float64())),
+                ],
+                names=["cluster", "n", "vector_sum"],
+            )
 
     return partial_sums
 
@@ -141,8 +149,13 @@ def _combine_sums(frame: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
 
     total = np.sum(np.stack(frame["vector_sum"].to_numpy()), axis=0)
-    return pd.DataFrame({"cluster": [int(frame["cluster"].iloc[0])], "n": [int(frame["n"].sum())],
-                         "vector_sum": [total.tolist()]})
+    return pd.DataFrame(
+        {
+            "cluster": [int(frame["cluster"].iloc[0])],
+            "n": [int(frame["n"].sum())],
+            "vector_sum": [total.tolist()],
+        }
+    )
 
 
 def cluster_vector_sums(df: DataFrame, vector_col: str, cluster_col: str = "cluster") -> pd.DataFrame:
@@ -151,14 +164,22 @@ def cluster_vector_sums(df: DataFrame, vector_col: str, cluster_col: str = "clus
     Returns:
         pandas frame ``cluster``, ``n``, ``vector_sum`` (one row per cluster; clusters × dim numbers).
     """
-    schema = T.StructType([T.StructField("cluster", T.IntegerType()), T.StructField("n", T.LongType()),
-                           T.StructField("vector_sum", T.ArrayType(T.DoubleType()))])
+    schema = T.StructType(
+        [
+            T.StructField("cluster", T.IntegerType()),
+            T.StructField("n", T.LongType()),
+            T.StructField("vector_sum", T.ArrayType(T.DoubleType())),
+        ]
+    )
     partials = df.select(F.col(cluster_col).cast("int").alias(cluster_col), vector_col).mapInArrow(
-        _partial_sums_function(vector_col, cluster_col), schema)
+        _partial_sums_function(vector_col, cluster_col), schema
+    )
     return partials.groupBy("cluster").applyInPandas(_combine_sums, schema).toPandas()
 
 
-def in_cluster_cosine_distance(df: DataFrame, vector_col: str, cluster_col: str = "cluster") -> dict[str, Any]:
+def in_cluster_cosine_distance(
+    df: DataFrame, vector_col: str, cluster_col: str = "cluster"
+) -> dict[str, Any]:
     """Mean in-cluster cosine distance of ``vector_col`` (see module docstring).
 
     Returns:
@@ -177,9 +198,13 @@ def in_cluster_cosine_distance(df: DataFrame, vector_col: str, cluster_col: str 
         return {"mean": None, "weighted": None, "std": None, "per_cluster": {}, "rows": int(sums["n"].sum())}
     values = np.array(list(per_cluster.values()))
     weights = np.array([sizes[c] for c in per_cluster])
-    return {"mean": float(values.mean()), "weighted": float((values * weights).sum() / weights.sum()),
-            "std": float(values.std()), "per_cluster": dict(sorted(per_cluster.items())),
-            "rows": int(sums["n"].sum())}
+    return {
+        "mean": float(values.mean()),
+        "weighted": float((values * weights).sum() / weights.sum()),
+        "std": float(values.std()),
+        "per_cluster": dict(sorted(per_cluster.items())),
+        "rows": int(sums["n"].sum()),
+    }
 
 
 def cluster_sizes(df: DataFrame, cluster_col: str = "cluster") -> dict[int, int]:
@@ -215,25 +240,38 @@ def evaluate_clusters(
         ``diagnosis_distance`` (headline means, None when not computed), ``*_weighted``,
         ``sizes`` and ``per_cluster`` details.
     """
-    keyed = assignments.select("sop_instance_uid", *(["exam_id"] if "exam_id" in assignments.columns else []),
-                               F.col(cluster_col).alias("cluster")).where(F.col("cluster").isNotNull())
-    labelled = keyed.join(labels.select("sop_instance_uid", F.col(modality_col).alias("_modality"),
-                                        F.col(bpe_col).alias("_bpe")), "sop_instance_uid", "left")
+    keyed = assignments.select(
+        "sop_instance_uid",
+        *(["exam_id"] if "exam_id" in assignments.columns else []),
+        F.col(cluster_col).alias("cluster"),
+    ).where(F.col("cluster").isNotNull())
+    labelled = keyed.join(
+        labels.select(
+            "sop_instance_uid", F.col(modality_col).alias("_modality"), F.col(bpe_col).alias("_bpe")
+        ),
+        "sop_instance_uid",
+        "left",
+    )
     modality = label_scores(labelled, "_modality")
     bpe = label_scores(labelled, "_bpe")
     result: dict[str, Any] = {
-        "hs_modality": modality["homogeneity"], "nmi_modality": modality["nmi"],
-        "hs_bpe": bpe["homogeneity"], "nmi_bpe": bpe["nmi"],
+        "hs_modality": modality["homogeneity"],
+        "nmi_modality": modality["nmi"],
+        "hs_bpe": bpe["homogeneity"],
+        "nmi_bpe": bpe["nmi"],
     }
     result["score"] = harmonic_mean([result[k] for k in ("hs_modality", "nmi_modality", "hs_bpe", "nmi_bpe")])
     per_cluster: dict[str, dict[int, float]] = {}
-    for name, table, key in (("image", image_embeddings, "sop_instance_uid"),
-                             ("diagnosis", diagnosis_embeddings, "exam_id")):
+    for name, table, key in (
+        ("image", image_embeddings, "sop_instance_uid"),
+        ("diagnosis", diagnosis_embeddings, "exam_id"),
+    ):
         result[f"{name}_distance"] = result[f"{name}_distance_weighted"] = None
         if table is None or key not in keyed.columns:
             continue
-        joined = keyed.join(table.select(key, F.col("embedding").alias("_embedding")).dropDuplicates([key]),
-                            key, "inner")
+        joined = keyed.join(
+            table.select(key, F.col("embedding").alias("_embedding")).dropDuplicates([key]), key, "inner"
+        )
         distance = in_cluster_cosine_distance(joined, "_embedding")
         result[f"{name}_distance"] = distance["mean"]
         result[f"{name}_distance_weighted"] = distance["weighted"]

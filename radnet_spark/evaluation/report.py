@@ -30,7 +30,8 @@ from radnet_spark.evaluation.metrics import MISSING_LABEL, evaluate_clusters
 log = logging.getLogger(__name__)
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px}
+body{color:#222}
 h1{margin-bottom:.2em} section{margin:2em 0} img{max-width:100%}
 table.metrics td,table.metrics th{padding:.2em .8em;text-align:right;border-bottom:1px solid #ddd}
 .mosaics{display:flex;flex-wrap:wrap;gap:1em} .mosaic{text-align:center;font-size:.9em}
@@ -80,7 +81,10 @@ def sizes_png(sizes: dict[int, int]) -> bytes:
 
 
 def composition_png(counts: dict[int, dict[str, int]], name: str, max_labels: int = 12) -> bytes:
-    """Stacked bars of label shares per cluster; labels beyond the ``max_labels`` most common merge into 'other'."""
+    """Stacked bars of label shares per cluster.
+
+    Labels beyond the ``max_labels`` most common merge into 'other'.
+    """
     plt = _pyplot()
     clusters = sorted(counts)
     totals: dict[str, int] = {}
@@ -95,14 +99,21 @@ def composition_png(counts: dict[int, dict[str, int]], name: str, max_labels: in
     cluster_totals = np.array([max(sum(counts[c].values()), 1) for c in clusters], dtype=float)
     for index, label in enumerate([*kept, "other"]):
         if label == "other":
-            values = np.array([sum(v for k, v in counts[c].items() if k not in kept) for c in clusters], float)
+            values = np.array(
+                [sum(v for k, v in counts[c].items() if k not in kept) for c in clusters], float
+            )
             if not values.any():
                 continue
         else:
             values = np.array([counts[c].get(label, 0) for c in clusters], dtype=float)
         shares = values / cluster_totals
-        ax.bar(names, shares, bottom=bottom, label="missing" if label == MISSING_LABEL else label,
-               color=colours[index % len(colours)] if label != "other" else "#bbbbbb")
+        ax.bar(
+            names,
+            shares,
+            bottom=bottom,
+            label="missing" if label == MISSING_LABEL else label,
+            color=colours[index % len(colours)] if label != "other" else "#bbbbbb",
+        )
         bottom += shares
     ax.set_ylim(0, 1)
     ax.set_xlabel("cluster")
@@ -118,11 +129,11 @@ def cluster_metrics_png(per_cluster: dict[str, dict[int, float]]) -> bytes:
     plt = _pyplot()
     names = [name for name, values in per_cluster.items() if values]
     fig, axes = plt.subplots(len(names), 1, figsize=(8, 2.2 * len(names)), squeeze=False)
-    for ax, name in zip(axes[:, 0], names):
+    for ax, name in zip(axes[:, 0], names, strict=True):
         values = per_cluster[name]
         clusters = sorted(values)
         ax.bar([str(c) for c in clusters], [values[c] for c in clusters], color="#55a868")
-        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_title(name.replace("_distance", " in-cluster cosine distance"), fontsize=9)
         ax.tick_params(axis="x", labelsize=7, rotation=90)
     fig.tight_layout()
     return _figure_png(fig)
@@ -155,12 +166,17 @@ def _format(value: Any) -> str:
     return html.escape(str(value))
 
 
-HEADLINE = [("hs_modality", "HS Modality"), ("nmi_modality", "NMI Modality"), ("hs_bpe", "HS BPE"),
-            ("nmi_bpe", "NMI BPE"), ("score", "Score (harmonic mean)"),
-            ("image_distance", "Image cosine distance (mean over clusters)"),
-            ("image_distance_weighted", "Image cosine distance (size-weighted)"),
-            ("diagnosis_distance", "Diagnosis cosine distance (mean over clusters)"),
-            ("diagnosis_distance_weighted", "Diagnosis cosine distance (size-weighted)")]
+HEADLINE = [
+    ("hs_modality", "HS Modality"),
+    ("nmi_modality", "NMI Modality"),
+    ("hs_bpe", "HS BPE"),
+    ("nmi_bpe", "NMI BPE"),
+    ("score", "Score (harmonic mean)"),
+    ("image_distance", "Image cosine distance (mean over clusters)"),
+    ("image_distance_weighted", "Image cosine distance (size-weighted)"),
+    ("diagnosis_distance", "Diagnosis cosine distance (mean over clusters)"),
+    ("diagnosis_distance_weighted", "Diagnosis cosine distance (size-weighted)"),
+]
 
 
 def write_report(
@@ -190,32 +206,55 @@ def write_report(
         The written path.
     """
     metrics = metrics or {}
-    parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p>{len(sizes)} clusters, {sum(sizes.values())} images. "
-             f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>"]
-    rows = "".join(f"<tr><th>{label}</th><td>{_format(metrics.get(key))}</td></tr>"
-                   for key, label in HEADLINE if key in metrics)
-    parts.append(f'<section id="summary"><h2>Summary</h2><table class="metrics">{rows or "<tr><td>no metrics</td></tr>"}'
-                 "</table></section>")
+    parts = [
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<p>{len(sizes)} clusters, {sum(sizes.values())} images. "
+        f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.</p>",
+    ]
+    rows = "".join(
+        f"<tr><th>{label}</th><td>{_format(metrics.get(key))}</td></tr>"
+        for key, label in HEADLINE
+        if key in metrics
+    )
+    parts.append(
+        '<section id="summary"><h2>Summary</h2>'
+        f'<table class="metrics">{rows or "<tr><td>no metrics</td></tr>"}'
+        "</table></section>"
+    )
     if elbow is not None:
         note = "" if elbow.knee_found else " (no knee found; fallback rule)"
-        parts.append(f'<section id="elbow"><h2>Elbow</h2><p>Chosen k = {elbow.chosen_k}{note}.</p>'
-                     f"{_img(_figure_png(plot_elbow(elbow)), 'elbow curve')}</section>")
+        parts.append(
+            f'<section id="elbow"><h2>Elbow</h2><p>Chosen k = {elbow.chosen_k}{note}.</p>'
+            f"{_img(_figure_png(plot_elbow(elbow)), 'elbow curve')}</section>"
+        )
     if sizes:
-        parts.append(f'<section id="sizes"><h2>Cluster sizes</h2>{_img(sizes_png(sizes), "cluster sizes")}</section>')
+        parts.append(
+            f'<section id="sizes"><h2>Cluster sizes</h2>{_img(sizes_png(sizes), "cluster sizes")}</section>'
+        )
     if compositions:
-        images = "".join(_img(composition_png(counts, name), f"{name} composition")
-                         for name, counts in compositions.items() if counts)
+        images = "".join(
+            _img(composition_png(counts, name), f"{name} composition")
+            for name, counts in compositions.items()
+            if counts
+        )
         parts.append(f'<section id="composition"><h2>Composition</h2>{images}</section>')
     per_cluster = {f"{name} purity": purity(counts) for name, counts in compositions.items()}
     per_cluster.update(metrics.get("per_cluster", {}))
     if any(per_cluster.values()):
-        parts.append('<section id="cluster-metrics"><h2>Per-cluster metrics</h2>'
-                     f"{_img(cluster_metrics_png(per_cluster), 'per-cluster metrics')}</section>")
-    tiles = "".join(f'<div class="mosaic">{_img(mosaic_png(images), f"cluster {c} samples")}<br>cluster {c}</div>'
-                    for c, images in sorted(mosaics.items()) if images)
-    parts.append(f'<section id="mosaics"><h2>Sample images</h2><div class="mosaics">{tiles or "no images"}</div></section>')
+        parts.append(
+            '<section id="cluster-metrics"><h2>Per-cluster metrics</h2>'
+            f"{_img(cluster_metrics_png(per_cluster), 'per-cluster metrics')}</section>"
+        )
+    tiles = "".join(
+        f'<div class="mosaic">{_img(mosaic_png(images), f"cluster {c} samples")}<br>cluster {c}</div>'
+        for c, images in sorted(mosaics.items())
+        if images
+    )
+    parts.append(
+        '<section id="mosaics"><h2>Sample images</h2>'
+        f'<div class="mosaics">{tiles or "no images"}</div></section>'
+    )
     parts.append(f'<section id="cards"><h2>Cluster cards</h2>{cards_html(cards)}</section>')
     parts.append("</body></html>")
     target = Path(out_html)
@@ -224,8 +263,14 @@ def write_report(
     return target
 
 
-def sample_images(assignments: DataFrame, images: DataFrame, *, per_cluster: int = 16, seed: int = 42,
-                  cluster_col: str = "cluster") -> dict[int, list[np.ndarray]]:
+def sample_images(
+    assignments: DataFrame,
+    images: DataFrame,
+    *,
+    per_cluster: int = 16,
+    seed: int = 42,
+    cluster_col: str = "cluster",
+) -> dict[int, list[np.ndarray]]:
     """At most ``per_cluster`` images per cluster, picked in Spark by a seeded hash order.
 
     Only the picked rows reach the driver (``row_number`` over a window per cluster).
@@ -234,8 +279,12 @@ def sample_images(assignments: DataFrame, images: DataFrame, *, per_cluster: int
         assignments.where(F.col(cluster_col).isNotNull())
         .select("sop_instance_uid", F.col(cluster_col).alias("cluster"))
         .join(images.select("sop_instance_uid", "image", "image_size"), "sop_instance_uid")
-        .withColumn("_rank", F.row_number().over(
-            Window.partitionBy("cluster").orderBy(F.xxhash64("sop_instance_uid", F.lit(seed)))))
+        .withColumn(
+            "_rank",
+            F.row_number().over(
+                Window.partitionBy("cluster").orderBy(F.xxhash64("sop_instance_uid", F.lit(seed)))
+            ),
+        )
         .where(F.col("_rank") <= per_cluster)
         .select("cluster", "image", "image_size")
     )
@@ -294,20 +343,39 @@ def build_report(
     if tag_features is None:
         raise ValueError(f"The report needs the tag_features table under {warehouse} for Modality and BPE.")
     assignments = labels_df.select("sop_instance_uid", F.col(cluster_col).alias("cluster"))
-    assignments = assignments.join(tag_features.select("sop_instance_uid", "exam_id"), "sop_instance_uid", "left")
+    assignments = assignments.join(
+        tag_features.select("sop_instance_uid", "exam_id"), "sop_instance_uid", "left"
+    )
     assignments = assignments.cache()
     labels = tag_features.select("sop_instance_uid", "modality", "bpe")
-    metrics = evaluate_clusters(assignments, labels,
-                                image_embeddings=_read_table(spark, warehouse, "embeddings_image"),
-                                diagnosis_embeddings=_read_table(spark, warehouse, "embeddings_diagnosis"))
+    metrics = evaluate_clusters(
+        assignments,
+        labels,
+        image_embeddings=_read_table(spark, warehouse, "embeddings_image"),
+        diagnosis_embeddings=_read_table(spark, warehouse, "embeddings_diagnosis"),
+    )
     cards = cluster_cards(assignments, labels, _read_table(spark, warehouse, "diagnoses"), top_n=top_n)
     images = _read_table(spark, warehouse, "images")
-    mosaics = sample_images(assignments, images, per_cluster=images_per_cluster, seed=seed) if images is not None else {}
+    mosaics = (
+        sample_images(assignments, images, per_cluster=images_per_cluster, seed=seed)
+        if images is not None
+        else {}
+    )
     if isinstance(elbow, (str, Path)):
         elbow = ElbowResult.load(elbow)
-    compositions = {"Modality": {c["cluster"]: c["modality"] for c in cards},
-                    "BPE": {c["cluster"]: c["bpe"] for c in cards}}
-    path = write_report(out_html, elbow=elbow, sizes=metrics["sizes"], compositions=compositions, metrics=metrics,
-                        mosaics=mosaics, cards=cards, title=title)
+    compositions = {
+        "Modality": {c["cluster"]: c["modality"] for c in cards},
+        "BPE": {c["cluster"]: c["bpe"] for c in cards},
+    }
+    path = write_report(
+        out_html,
+        elbow=elbow,
+        sizes=metrics["sizes"],
+        compositions=compositions,
+        metrics=metrics,
+        mosaics=mosaics,
+        cards=cards,
+        title=title,
+    )
     assignments.unpersist()
     return path

@@ -32,13 +32,14 @@ class ConvAutoencoder(nn.Module):
         filters = [int(count) for count in filters]
         if not filters or any(count < 1 for count in filters) or bottleneck_channels < 1:
             raise ValueError(
-                f"CAE needs at least one positive filter count and a positive bottleneck, got filters={filters}, "
-                f"bottleneck_channels={bottleneck_channels}."
+                f"CAE needs at least one positive filter count and a positive bottleneck, got "
+                f"filters={filters}, bottleneck_channels={bottleneck_channels}."
             )
         scale = 2 ** len(filters)
         if image_size < scale or image_size % scale:
             raise ValueError(
-                f"Image size {image_size} must be a multiple of {scale} for a CAE with {len(filters)} pooling layers."
+                f"Image size {image_size} must be a multiple of {scale} for a CAE with "
+                f"{len(filters)} pooling layers."
             )
         self.hparams: dict[str, Any] = {
             "filters": filters,

@@ -134,15 +134,22 @@ class TagPreprocessing:
         """Encode one pandas batch of ``tags`` rows on the driver (same result as ``transform``)."""
         return encode_tag_batch(pdf, self.imputer, self.encoder, self.levels, self.selection.bucketed)
 
-    def transform(self, tags_df: DataFrame) -> DataFrame:
+    def transform(self, tags_df: DataFrame, ship_model: str = "auto") -> DataFrame:
         """Turn ``tags`` rows into ``tag_features`` rows (without the BPE columns), distributed.
 
         Args:
             tags_df: The ``tags`` table; tag columns it lacks count as missing everywhere.
+            ship_model: ``"path"``: executors load the saved directory (it must be readable from
+                them); ``"bytes"``: the fitted parts travel pickled with the task (PySpark broadcasts
+                large task payloads by itself); ``"auto"``: the path once saved or loaded, else bytes.
 
         Returns:
             DataFrame with ``sop_instance_uid``, ``exam_id``, ``split``, ``modality``, ``features``.
         """
+        if ship_model not in ("auto", "path", "bytes"):
+            raise UserError(f"ship_model must be 'auto', 'path' or 'bytes', got {ship_model!r}.")
+        if ship_model == "path" and self.directory is None:
+            raise UserError("ship_model='path' needs a saved tag preprocessing; call save(directory) first.")
         for required in ("sop_instance_uid", "exam_id"):
             if required not in tags_df.columns:
                 raise UserError(f"The tags table has no {required} column; is it the output of ingest?")
@@ -162,7 +169,7 @@ class TagPreprocessing:
             inputs.append(source.alias(f"__tag{index}"))
         renames = {f"__tag{index}": col for index, col in enumerate(columns)}
 
-        if self.directory is not None:
+        if self.directory is not None and ship_model != "bytes":
             directory: str | None = self.directory
             payload: bytes | None = None
             key = f"tag-preprocessing:{directory}:{_manifest_stamp(directory)}"
@@ -307,6 +314,7 @@ def fit_tag_preprocessing(
     validation: float = 0.1,
     seed: int = 42,
     modality_column: str = "Modality",
+    selection_options: dict[str, Any] | None = None,
 ) -> TagPreprocessing:
     """Fit the tag view's preprocessing on the ``tags`` table.
 
@@ -328,6 +336,8 @@ def fit_tag_preprocessing(
         validation: Validation share of the exam split.
         seed: Seed of the split, the sample and the forests.
         modality_column: Tag column copied to the output's ``modality``.
+        selection_options: Further keyword arguments of ``select_tags`` (``numeric_share``,
+            ``identifier_ratio``, ``identifier_min_rows``, ``text_min_space_share``, ``text_min_mean_length``).
 
     Returns:
         The fitted preprocessing (not yet saved).
@@ -337,7 +347,9 @@ def fit_tag_preprocessing(
     if "exam_id" not in tags_df.columns:
         raise UserError("The tags table has no exam_id column; is it the output of ingest?")
     profile = profile_tags(tags_df, exclude=exclude)
-    selection = select_tags(profile, min_fill_rate, min_distinct, max_categories, categorical_overflow)
+    selection = select_tags(
+        profile, min_fill_rate, min_distinct, max_categories, categorical_overflow, **(selection_options or {})
+    )
     log.info("%s", selection.to_markdown())
     continuous, categorical = selection.continuous, selection.categorical
     if not continuous and not categorical:

@@ -108,7 +108,8 @@ class ParquetSource:
         missing = [name for name in [*self.columns, *_referenced_columns(row_filter)] if name not in names]
         if missing:
             raise PipelineError(
-                f"Table {path} has no column {', '.join(map(repr, missing))} (it has {', '.join(sorted(names))})."
+                f"Table {path} has no column {', '.join(map(repr, missing))} "
+                f"(it has {', '.join(sorted(names))})."
             )
         self._expression = to_expression(row_filter)
         self._plan: list[tuple[ds.Fragment, int | None]] | None = None
@@ -226,7 +227,9 @@ def decode_features(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return values.reshape(len(array), int(lengths[0]))
 
 
-def decode_images(array: pa.Array | pa.ChunkedArray | Sequence[bytes], image_size: int | None = None) -> np.ndarray:
+def decode_images(
+    array: pa.Array | pa.ChunkedArray | Sequence[bytes], image_size: int | None = None
+) -> np.ndarray:
     """Binary square 8-bit images (row-major) → uint8 array (rows, S, S).
 
     Args:
@@ -244,7 +247,9 @@ def decode_images(array: pa.Array | pa.ChunkedArray | Sequence[bytes], image_siz
         raise PipelineError("An image is null; the images table must only hold decoded images.")
     lengths = {len(item) for item in items}
     if len(lengths) != 1:
-        raise PipelineError(f"Images in one batch differ in size ({sorted(lengths)} bytes); expected one size.")
+        raise PipelineError(
+            f"Images in one batch differ in size ({sorted(lengths)} bytes); expected one size."
+        )
     length = lengths.pop()
     side = math.isqrt(length)
     if side * side != length or (image_size is not None and side != image_size):
