@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     "snowballstemmer>=2.2,<4",
     "pyyaml>=6,<7",
     "matplotlib>=3.8,<4",
+    "pillow>=10,<14",  # resizing in the 8-bit export, report mosaics
     "tqdm>=4.66,<5",
     "psutil>=5.9,<8",
 ]

@@ -9,7 +9,7 @@ with the default architecture (the encoder's cost does not depend on its weights
      ``MALLOC_TRIM_THRESHOLD_`` set (glibc reads them only at process start);
   3. ``embed_dataframe`` on Spark ``local[2]`` (2 Python workers × 1 torch thread), once cold and then
      warm on the small and the large table, so the fixed cost (job start, workers, model load) and the
-     steady-state marginal rate separate.
+     steady-state marginal rate separate; with and without the malloc variables in the workers.
 Prints images/s and the ratio of the UDF's steady-state rate to the best plain loop.
 """
 
@@ -149,40 +149,55 @@ def main() -> None:
     rows = int(plain["rows"])
     plain_rate, tuned_rate = rows / plain["seconds"], rows / tuned["seconds"]
 
-    from radnet_spark.config import SparkConfig
-    from radnet_spark.session import get_spark
-
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    spark = get_spark(SparkConfig(master="local[2]", app_name="radnet-bench-inference", conf={
-        "spark.ui.showConsoleProgress": "false",
-        "spark.executorEnv.RADNET_DEVICE": "cpu",
-    }))
-    small_rows = spark.read.parquet(str(small)).count()
-
-    def job(table: Path) -> float:
-        return spark_job(spark, str(table), str(model_dir), args.batch_rows, args.arrow_rows)
-
-    cold = job(small)
-    warm_small = min(job(small) for _ in range(args.repeat))
-    warm_large = min(job(large) for _ in range(args.repeat))
-    spark.stop()
-
-    marginal = (rows - small_rows) / (warm_large - warm_small)
-    fixed = warm_small - small_rows / marginal
-    best = max(plain_rate, tuned_rate)
     print(f"images {args.image_size}², CAE filters 16/32/64/128 → 8×8×8 code, model batch {args.batch_rows}, "
           f"Arrow batch {args.arrow_rows}, best of {args.repeat}")
     print(f"plain torch loop, 2 threads:                   {plain_rate:7.1f} img/s ({rows} images)")
     print(f"plain torch loop, 2 threads, glibc malloc env: {tuned_rate:7.1f} img/s")
-    print(f"Spark UDF local[2], cold job on {small_rows}:          {small_rows / cold:7.1f} img/s "
-          f"({cold:.1f} s)")
-    print(f"Spark UDF local[2], warm, {small_rows} / {rows}:     {small_rows / warm_small:7.1f} / "
-          f"{rows / warm_large:.1f} img/s ({warm_small:.1f} s / {warm_large:.1f} s)")
-    print(f"Spark UDF steady state (marginal):             {marginal:7.1f} img/s, "
-          f"fixed cost ≈ {fixed:.1f} s per job")
-    print(f"ratio UDF steady state / best plain loop:      {marginal / best:7.2f}×")
-    print(f"ratio UDF whole warm job ({rows}) / best plain:  {rows / warm_large / best:7.2f}×")
+    best = max(plain_rate, tuned_rate)
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    for label, env in (("workers without malloc env", {}), ("workers with glibc malloc env", MALLOC_ENV)):
+        timings = spark_timings(small, large, str(model_dir), args, env)
+        small_rows, cold, warm_small, warm_large = timings
+        marginal = (rows - small_rows) / (warm_large - warm_small)
+        fixed = warm_small - small_rows / marginal
+        print(f"Spark UDF local[2], {label}:")
+        print(f"  cold job on {small_rows}:                {small_rows / cold:7.1f} img/s ({cold:.1f} s)")
+        print(f"  warm jobs on {small_rows} / {rows}:         {small_rows / warm_small:7.1f} / "
+              f"{rows / warm_large:.1f} img/s ({warm_small:.1f} s / {warm_large:.1f} s)")
+        print(f"  steady state (marginal):          {marginal:7.1f} img/s, fixed cost ≈ {fixed:.1f} s/job")
+        print(f"  ratio steady state / best plain:  {marginal / best:7.2f}×")
+        print(f"  ratio warm {rows} job / best plain: {rows / warm_large / best:7.2f}×")
 
+
+def spark_timings(small: Path, large: Path, model_dir: str, args: argparse.Namespace,
+                  worker_env: dict[str, str]) -> tuple[int, float, float, float]:
+    """Rows of the small table, then seconds of a cold job, and of the best warm jobs on small and large."""
+    from pyspark.sql import SparkSession
+
+    # Built by hand rather than with radnet_spark.session.get_spark, which always sets the malloc env.
+    builder = (
+        SparkSession.builder.master("local[2]").appName("radnet-bench-inference")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.driver.memory", "2g")
+        .config("spark.executorEnv.RADNET_DEVICE", "cpu")
+    )
+    for key, value in worker_env.items():
+        builder = builder.config(f"spark.executorEnv.{key}", value)
+    spark = builder.getOrCreate()
+    try:
+        small_rows = spark.read.parquet(str(small)).count()
+
+        def job(table: Path) -> float:
+            return spark_job(spark, str(table), model_dir, args.batch_rows, args.arrow_rows)
+
+        cold = job(small)
+        warm_small = min(job(small) for _ in range(args.repeat))
+        warm_large = min(job(large) for _ in range(args.repeat))
+    finally:
+        spark.stop()
+    return small_rows, cold, warm_small, warm_large
 
 if __name__ == "__main__":
     main()

@@ -26,10 +26,15 @@ from pathlib import Path
 import numpy as np
 
 
-def generate(rows: int, dims: int, k: int, seed: int) -> np.ndarray:
-    """Blobs: ``k`` centres with spread 10 per coordinate, unit noise; float32."""
+def generate(rows: int, dims: int, k: int, seed: int, spread: float) -> np.ndarray:
+    """Blobs: ``k`` centres with standard deviation ``spread`` per coordinate, unit noise; float32.
+
+    With ``spread`` of about 1 or more the blobs are so far apart in 512 dimensions that
+    k-means++ lands on them and Lloyd stops after 2 iterations, which measures initialisation, not
+    iterations; 0.5 makes them overlap enough for Lloyd to work.
+    """
     rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=10.0, size=(k, dims)).astype(np.float32)
+    centres = rng.normal(scale=spread, size=(k, dims)).astype(np.float32)
     labels = rng.integers(0, k, size=rows)
     x = centres[labels]
     x += rng.standard_normal(size=x.shape, dtype=np.float32)
@@ -82,6 +87,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--sample-rows", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--spread", type=float, default=0.5, help="centre spread relative to unit noise")
     parser.add_argument("--out", default="/tmp/radnet-bench-kmeans")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--skip-mllib", action="store_true")
@@ -97,10 +103,10 @@ def main() -> None:
     out = Path(args.out)
     parquet = out / "matrix.parquet"
     start = time.perf_counter()
-    x = generate(args.rows, args.dims, args.k, args.seed)
+    x = generate(args.rows, args.dims, args.k, args.seed, args.spread)
     write_parquet(x, parquet)
     print(
-        f"generated {args.rows} x {args.dims} blobs (k={args.k}) as Parquet in "
+        f"generated {args.rows} x {args.dims} blobs (k={args.k}, spread {args.spread}) as Parquet in "
         f"{time.perf_counter() - start:.1f} s; "
         f"system BLAS for MLlib: {native_blas_hint() or 'none (Java BLAS)'}"
     )

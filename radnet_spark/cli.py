@@ -73,6 +73,74 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from radnet_spark.pipeline import run
+    from radnet_spark.storage import require_directory, require_file
+
+    if args.dicom:
+        require_directory(args.dicom, "DICOM folder")
+    if args.diagnoses:
+        require_file(args.diagnoses, "Diagnoses file")
+    config = _config(args)
+    spark = _spark(config)
+    result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
+                 name=args.name, until=args.until)
+    print(result)
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from radnet_spark.pipeline import label
+    from radnet_spark.storage import require_directory, require_file
+
+    require_directory(args.dicom, "DICOM folder")
+    if args.diagnoses:
+        require_file(args.diagnoses, "Diagnoses file")
+    config = _config(args)
+    spark = _spark(config)
+    print(label(spark, args.pipeline, args.dicom, args.diagnoses, args.out, config))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import json
+
+    from radnet_spark.artifacts import list_pipelines, open_pipeline_dir
+
+    if args.action == "list":
+        rows = list_pipelines(args.models)
+        if not rows:
+            print(f"no pipelines under {args.models}")
+        for row in rows:
+            score = "-" if row["score"] is None else f"{row['score']:.3f}"
+            state = "complete" if row["complete"] else "incomplete"
+            print(f"{row['pipeline']}  {row['created_at']}  k={row['k']}  score={score}  {state}")
+        return 0
+    if not args.pipeline:
+        raise UserError("`radnet models show` needs the pipeline folder, e.g. models/default/v20260101-120000.")
+    print(json.dumps(open_pipeline_dir(args.pipeline).manifest(), indent=2))
+    return 0
+
+
+STAGE_HELP = {
+    "features": "tags → tag_features (BPE imputation, tag selection, MissForest, encoding)",
+    "train": "train the tag, image and diagnosis embedders on the training split",
+    "embed": "embed every instance with the trained embedders",
+    "cluster": "fuse the views, choose k by the elbow and cluster with k-means → labels",
+    "evaluate": "homogeneity/NMI against modality and body part, in-cluster cosine distances",
+    "report": "write the self-contained HTML report",
+}
+
+
+def _run_arguments(parser: argparse.ArgumentParser, dicom_required: bool) -> None:
+    parser.add_argument("--dicom", required=dicom_required, help="PACS dump to ingest first")
+    parser.add_argument("--diagnoses", help="CSV or Parquet of narrative diagnoses, one per exam")
+    parser.add_argument("--out", required=True, help="warehouse folder for the tables")
+    parser.add_argument("--models", default="models", help="where pipeline versions are saved (default models/)")
+    parser.add_argument("--name", default="default", help="pipeline name under --models (default 'default')")
+    _common(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="radnet",
@@ -96,6 +164,28 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", required=True, help="warehouse folder for the Parquet tables")
     _common(ingest)
     ingest.set_defaults(handler=cmd_ingest)
+
+    run = sub.add_parser("run", help="the whole method: ingest → … → labels and the HTML report")
+    _run_arguments(run, dicom_required=False)
+    run.set_defaults(handler=cmd_run, until="report")
+    for stage, text in STAGE_HELP.items():
+        stage_parser = sub.add_parser(stage, help=f"{text} (stages before it run if not complete)")
+        _run_arguments(stage_parser, dicom_required=False)
+        stage_parser.set_defaults(handler=cmd_run, until=stage)
+
+    label = sub.add_parser("label", help="label a new dump with a saved pipeline, without re-training")
+    label.add_argument("--pipeline", required=True, help="a pipeline version folder, models/<name>/<version>")
+    label.add_argument("--dicom", required=True, help="the new PACS dump")
+    label.add_argument("--diagnoses", help="CSV or Parquet of narrative diagnoses of the new exams")
+    label.add_argument("--out", required=True, help="warehouse folder (labels are appended)")
+    _common(label)
+    label.set_defaults(handler=cmd_label)
+
+    models = sub.add_parser("models", help="list or show saved pipeline versions")
+    models.add_argument("action", choices=["list", "show"])
+    models.add_argument("pipeline", nargs="?", help="pipeline folder for `show`")
+    models.add_argument("--models", default="models", help="models root (default models/)")
+    models.set_defaults(handler=cmd_models)
     return parser
 
 

@@ -83,6 +83,7 @@ class TagsConfig:
     ae_max_epochs: int = 100
     ae_patience: int = 5
     pca_components: int = 50
+    bpe_rules_path: str | None = None  # None: the rules shipped in radnet_spark/tags/bpe_rules.yaml
 
 
 @dataclass
@@ -125,8 +126,11 @@ class ClusterConfig:
         default_factory=lambda: {"tags": 25, "image": 40, "diagnosis": 20}
     )
     fit_sample_rows: int = 200_000
+    elbow_sample_rows: int = 50_000
+    kmedoids_sample_rows: int = 20_000
     max_iter: int = 20
     seed: int = 42
+    images_per_cluster: int = 16  # report mosaics
 
 
 @dataclass

@@ -21,13 +21,6 @@ log = logging.getLogger(__name__)
 REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "spark-defaults.conf"
 PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "conf" / "spark-defaults.conf"
 
-# glibc keeps freed torch/numpy buffers mapped otherwise; measured to matter for torch on workers.
-WORKER_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": "131072",
-    "MALLOC_TRIM_THRESHOLD_": "131072",
-}
-
-
 def read_defaults_file(path: Path) -> dict[str, str]:
     """Parse a ``spark-defaults.conf`` file: ``key value`` per line, ``#`` comments."""
     settings: dict[str, str] = {}
@@ -83,8 +76,6 @@ def get_spark(config: SparkConfig | None = None) -> SparkSession:
             # the environment variable, not the conf key, when it starts the context.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    for key, value in WORKER_ENV.items():
-        settings.setdefault(f"spark.executorEnv.{key}", value)
     settings.update(config.conf)
     for key, value in settings.items():
         builder = builder.config(key, value)

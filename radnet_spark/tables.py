@@ -23,7 +23,14 @@ def table_exists(warehouse: str, name: str) -> bool:
     local = to_local_path(table_path(warehouse, name))
     if not os.path.isdir(local):
         return False
-    return any(entry.endswith(".parquet") or entry == "_SUCCESS" for entry in os.listdir(local))
+    for entry in os.listdir(local):
+        if entry.endswith(".parquet") or entry == "_SUCCESS":
+            return True
+        # Partitioned tables (labels by pipeline version) keep their files one level down.
+        partition = os.path.join(local, entry)
+        if "=" in entry and os.path.isdir(partition) and any(f.endswith(".parquet") for f in os.listdir(partition)):
+            return True
+    return False
 
 
 def read_table(spark: SparkSession, warehouse: str, name: str) -> DataFrame:

@@ -117,23 +117,27 @@ def test_profile_measures_fill_distinct_numeric_and_text(spark):
             "" if i % 2 else "abc",                    # Blank: empty strings count as missing
             "left knee pain" if i < 10 else "x",      # Symptom: spaces in 10 of 40
             "12.5" if i < 30 else "n/a",               # Mixed: 30 numeric of 40
+            ["2D", "3D"][i % 2],                       # MRAcquisitionType: Spark would cast "2D" to 2.0
+            ["-1.5e3", " +7 ", ".5"][i % 3],           # Signed: numbers in every notation
         ))
     df = spark.createDataFrame(
         rows, "sop_instance_uid string, exam_id string, Modality string, KVP string, Blank string, "
-        "Symptom string, Mixed string",
+        "Symptom string, Mixed string, MRAcquisitionType string, Signed string",
     )
     profile = profile_tags(df, exclude={"sop_instance_uid", "exam_id"})
     assert profile.rows == 40
     assert profile.excluded == ("sop_instance_uid", "exam_id")
-    assert [c.name for c in profile.columns] == ["Modality", "KVP", "Blank", "Symptom", "Mixed"]
-    modality, kvp, blank, text, mixed = profile.columns
+    assert [c.name for c in profile.columns] == ["Modality", "KVP", "Blank", "Symptom", "Mixed", "MRAcquisitionType", "Signed"]
+    modality, kvp, blank, text, mixed, acquisition, signed = profile.columns
     assert (modality.filled, modality.distinct, modality.numeric) == (40, 2, 0)
     assert (kvp.filled, kvp.distinct, kvp.numeric) == (30, 3, 30)
     assert (blank.filled, blank.distinct) == (20, 1)
     assert text.spaced == 10
     assert text.mean_length == pytest.approx((10 * 14 + 30 * 1) / 40)
     assert (mixed.filled, mixed.numeric) == (40, 30)
+    assert acquisition.numeric == 0
+    assert signed.numeric == 40
     selection = select_tags(profile)
-    assert selection.continuous == ["KVP"]
-    assert selection.categorical == ["Modality", "Symptom", "Mixed"]
+    assert selection.continuous == ["KVP", "Signed"]
+    assert selection.categorical == ["Modality", "Symptom", "Mixed", "MRAcquisitionType"]
     assert selection.decision("Blank").reason == "few_distinct"

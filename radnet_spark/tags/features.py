@@ -219,6 +219,8 @@ class TagPreprocessing:
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         self.selection.save(target / SELECTION_FILE)
+        # For people reading the pipeline directory; nothing loads it.
+        (target / "selection.md").write_text(self.selection.to_markdown() + "\n", encoding="utf-8")
         self.encoder.save(target / ENCODER_FILE)
         self.imputer.save(target / IMPUTER_DIR)
         manifest = {

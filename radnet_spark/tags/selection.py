@@ -53,6 +53,8 @@ IDENTIFYING_KEYWORDS = frozenset({
     "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
 })
 
+NUMBER_PATTERN = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+
 _MULTI_VALUE_SUFFIX = re.compile(r"_\d+$")
 _UID_KEYWORD = re.compile(r"UIDs?$")
 _ID_LIKE_KEYWORD = re.compile(r"(ID|IDs|Id|Number|Numbers)$")
@@ -129,8 +131,9 @@ def profile_tags(df: DataFrame, exclude: set[str] | frozenset[str] = KEY_COLUMNS
         aggregates += [
             sf.count(sf.when(present, 1)).alias(f"f{index}"),
             sf.approx_count_distinct(sf.when(present, text)).alias(f"d{index}"),
-            # try_cast: Spark 4 runs in ANSI mode, where a plain cast of "abc" to double fails the job.
-            sf.count(sf.when(present & text.try_cast("double").isNotNull(), 1)).alias(f"n{index}"),
+            # A pattern, not a cast: Spark casts "2D" (MRAcquisitionType) to 2.0 like a Java literal,
+            # while the imputers (pandas.to_numeric) rightly see text there.
+            sf.count(sf.when(present & text.rlike(NUMBER_PATTERN), 1)).alias(f"n{index}"),
             sf.count(sf.when(present & text.contains(" "), 1)).alias(f"s{index}"),
             sf.avg(sf.when(present, sf.length(text))).alias(f"l{index}"),
         ]

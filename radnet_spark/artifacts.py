@@ -1,0 +1,140 @@
+"""Versioned pipeline directories: ``models/<name>/<version>/`` with a manifest of every fitted step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radnet_spark import __version__
+from radnet_spark.config import RadnetConfig
+from radnet_spark.errors import PipelineError
+
+MANIFEST = "manifest.json"
+LIBRARIES = ("pyspark", "pydicom", "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "gensim", "kneed")
+
+# Sub-folders of a pipeline version, one per fitted step.
+BPE_RULES = "bpe_rules.yaml"
+TAG_PREPROCESSING = "tags/preprocessing"
+TAG_EMBEDDER = "tags/embedder"
+IMAGE_EMBEDDER = "image/embedder"
+DIAGNOSIS_EMBEDDER = "diagnosis/embedder"
+FUSION = "fusion"
+KMEANS = "kmeans"
+ELBOW = "elbow.json"
+METRICS = "metrics.json"
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short, stable hash of JSON-serialisable parts (inputs and settings of a stage)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"radnet-spark": __version__, "python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def new_version() -> str:
+    return datetime.now(UTC).strftime("v%Y%m%d-%H%M%S")
+
+
+@dataclass
+class PipelineDir:
+    """One trained pipeline version on disk."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.parent.name
+
+    @property
+    def version(self) -> str:
+        return self.root.name
+
+    def path(self, part: str) -> str:
+        return str(self.root / part)
+
+    def has(self, part: str) -> bool:
+        return (self.root / part).exists()
+
+    def manifest(self) -> dict[str, Any]:
+        target = self.root / MANIFEST
+        if not target.is_file():
+            return {}
+        return json.loads(target.read_text(encoding="utf-8"))
+
+    def update_manifest(self, **entries: Any) -> None:
+        manifest = self.manifest()
+        manifest.update(entries)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+
+    def record_artifact(self, part: str, **details: Any) -> None:
+        artifacts = self.manifest().get("artifacts", {})
+        artifacts[part] = {"path": part, "saved_at": datetime.now(UTC).isoformat(), **details}
+        self.update_manifest(artifacts=artifacts)
+
+    def config(self) -> RadnetConfig:
+        from radnet_spark.config import load_config
+
+        return load_config(self.root / "config.yaml")
+
+
+def create_pipeline_dir(models_root: str | Path, name: str, version: str, config: RadnetConfig) -> PipelineDir:
+    pipeline = PipelineDir(Path(models_root).resolve() / name / version)
+    pipeline.root.mkdir(parents=True, exist_ok=True)
+    (pipeline.root / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    if not (pipeline.root / MANIFEST).exists():
+        pipeline.update_manifest(
+            name=name,
+            version=version,
+            created_at=datetime.now(UTC).isoformat(),
+            libraries=library_versions(),
+            artifacts={},
+            complete=False,
+        )
+    return pipeline
+
+
+def open_pipeline_dir(path: str | Path) -> PipelineDir:
+    """Open a finished pipeline version, or raise a one-sentence PipelineError."""
+    pipeline = PipelineDir(Path(path).resolve())
+    manifest = pipeline.manifest()
+    if not manifest:
+        raise PipelineError(f"{path} is not a pipeline version (no {MANIFEST}); see `radnet models list`.")
+    if not manifest.get("complete"):
+        raise PipelineError(f"Pipeline {path} did not finish training; re-run `radnet run` to complete it.")
+    return pipeline
+
+
+def list_pipelines(models_root: str | Path) -> list[dict[str, Any]]:
+    """Every pipeline version under ``models_root`` with its headline facts, newest first."""
+    rows = []
+    for manifest_path in sorted(Path(models_root).glob(f"*/*/{MANIFEST}")):
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        metrics = manifest.get("metrics", {})
+        rows.append({
+            "pipeline": str(manifest_path.parent),
+            "name": manifest.get("name"),
+            "version": manifest.get("version"),
+            "created_at": manifest.get("created_at"),
+            "complete": manifest.get("complete", False),
+            "k": manifest.get("k"),
+            "score": metrics.get("validation", {}).get("score"),
+        })
+    return sorted(rows, key=lambda r: r["created_at"] or "", reverse=True)

@@ -1,0 +1,537 @@
+"""The whole method as stages over the warehouse, fitted once (`run`) and applied to new dumps (`label`).
+
+``run``: ingest → tag features (BPE imputation, selection, imputation, encoding) → train the three
+embedders on the training split → embed every row → fuse → elbow and k-means → evaluate → report →
+``labels``. Every fitted step is saved under one pipeline version (``models/<name>/<version>``).
+A stage whose output is complete for the same inputs and settings is skipped (a ledger under
+``WAREHOUSE/_stages``), so a killed run resumes where it stopped.
+
+``label``: ingest only unseen files, apply the saved pipeline without re-training, append to
+``labels``. Labels of an instance under one pipeline version never change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from radnet_spark import artifacts as A
+from radnet_spark.artifacts import PipelineDir, create_pipeline_dir, fingerprint, open_pipeline_dir
+from radnet_spark.config import RadnetConfig, write_effective_config
+from radnet_spark.errors import PipelineError
+from radnet_spark.storage import to_local_path
+from radnet_spark.tables import read_table, table_exists, table_path, write_table
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "features", "train", "embed", "cluster", "evaluate", "report")
+VIEW_TABLES = {"tags": "embeddings_tags", "image": "embeddings_image", "diagnosis": "embeddings_diagnosis"}
+
+
+# --------------------------------------------------------------------------------------------
+# Stage ledger: which stage finished for which fingerprint of inputs and settings.
+# --------------------------------------------------------------------------------------------
+class StageLedger:
+    def __init__(self, warehouse: str) -> None:
+        self.root = Path(to_local_path(warehouse)) / "_stages"
+
+    def _path(self, stage: str) -> Path:
+        return self.root / f"{stage}.json"
+
+    def done(self, stage: str, stamp: str) -> bool:
+        path = self._path(stage)
+        return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("fingerprint") == stamp
+
+    def info(self, stage: str) -> dict[str, Any]:
+        path = self._path(stage)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def mark(self, stage: str, stamp: str, **info: Any) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        record = {"fingerprint": stamp, "finished_at": datetime.now(UTC).isoformat(), **info}
+        self._path(stage).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+
+
+@dataclass
+class RunResult:
+    pipeline: PipelineDir
+    report: Path | None
+    k: int
+    metrics: dict[str, Any]
+    stages_run: list[str] = field(default_factory=list)
+    stages_skipped: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [
+            f"pipeline {self.pipeline.root}",
+            f"  stages run: {', '.join(self.stages_run) or 'none'}; skipped (complete): "
+            f"{', '.join(self.stages_skipped) or 'none'}",
+            f"  k = {self.k}",
+        ]
+        for split in ("validation", "test"):
+            m = self.metrics.get(split) or {}
+            if m:
+                lines.append(
+                    f"  {split:<10} score {m.get('score', 0):.3f}  HS/NMI modality "
+                    f"{m.get('hs_modality', 0):.3f}/{m.get('nmi_modality', 0):.3f}  HS/NMI bpe "
+                    f"{m.get('hs_bpe', 0):.3f}/{m.get('nmi_bpe', 0):.3f}"
+                )
+        if self.report is not None:
+            lines.append(f"report: {self.report}")
+        return "\n".join(lines)
+
+
+def _section(config: RadnetConfig, *names: str) -> dict[str, Any]:
+    full = config.to_dict()
+    return {name: full[name] for name in names}
+
+
+def data_fingerprint(spark: SparkSession, warehouse: str) -> str:
+    """Identifies the ingested data: the set of ingest runs that wrote to the warehouse."""
+    runs: set[str] = set()
+    for name in ("files", "rejects"):
+        if table_exists(warehouse, name):
+            runs |= {r[0] for r in read_table(spark, warehouse, name).select("ingest_run_id").distinct().collect()}
+    return fingerprint(sorted(r for r in runs if r))
+
+
+def _with_split(df: DataFrame, config: RadnetConfig) -> DataFrame:
+    from radnet_spark.splits import split_column
+
+    split = config.split
+    return df.withColumn("split", split_column("exam_id", split.train, split.validation, split.seed))
+
+
+# --------------------------------------------------------------------------------------------
+# Applying fitted steps (shared by `run` after fitting and by `label`).
+# --------------------------------------------------------------------------------------------
+def compute_tag_features(tags: DataFrame, pipeline: PipelineDir) -> DataFrame:
+    """``tag_features`` rows for ``tags`` rows: BPE columns plus the encoded, imputed vector."""
+    from radnet_spark.tags.bpe import add_bpe_columns, load_bpe_rules
+    from radnet_spark.tags.features import TagPreprocessing
+
+    rules = load_bpe_rules(pipeline.path(A.BPE_RULES))
+    with_bpe = add_bpe_columns(tags, rules).select("sop_instance_uid", "bpe", "bpe_source")
+    encoded = TagPreprocessing.load(pipeline.path(A.TAG_PREPROCESSING)).transform(tags, ship_model="path")
+    return encoded.join(with_bpe, "sop_instance_uid", "left")
+
+
+def embed_view(view: str, source: DataFrame, pipeline: PipelineDir, config: RadnetConfig) -> DataFrame:
+    """The ``embeddings_<view>`` rows of ``source`` with the pipeline's fitted embedder."""
+    from radnet_spark.inference import embed_dataframe
+
+    if view == "tags":
+        return embed_dataframe(source, pipeline.path(A.TAG_EMBEDDER), "tags", batch_rows=1024)
+    if view == "image":
+        return embed_dataframe(
+            _with_split(source, config), pipeline.path(A.IMAGE_EMBEDDER), "image",
+            batch_rows=config.image.inference_batch_rows,
+        )
+    if view == "diagnosis":
+        from radnet_spark.text.embedding import DiagnosisEmbedder
+
+        embedder = DiagnosisEmbedder.load(pipeline.path(A.DIAGNOSIS_EMBEDDER))
+        return embedder.transform(_with_split(source, config))
+    raise PipelineError(f"Unknown view {view!r}; choose from tags, image, diagnosis.")
+
+
+def fuse_and_assign(
+    embeddings: dict[str, DataFrame], instances: DataFrame, pipeline: PipelineDir
+) -> DataFrame:
+    """Fused features and the nearest k-means centre of every instance."""
+    from radnet_spark.clustering.kmeans import KMeansModel
+    from radnet_spark.fusion import FusionModel, join_views
+
+    joined = join_views(embeddings, instances)
+    fused = FusionModel.load(pipeline.path(A.FUSION)).transform(joined)
+    return KMeansModel.load(pipeline.path(A.KMEANS)).assign(fused, features_col="features")
+
+
+def _labels_rows(assigned: DataFrame, tags: DataFrame, pipeline: PipelineDir, run_id: str) -> DataFrame:
+    return assigned.join(tags.select("sop_instance_uid", "path"), "sop_instance_uid", "left").select(
+        "sop_instance_uid",
+        "path",
+        F.col("cluster").cast("int").alias("cluster"),
+        F.col("distance").cast("double").alias("distance"),
+        F.lit(pipeline.version).alias("pipeline_version"),
+        F.current_timestamp().alias("labelled_at"),
+        F.lit(run_id).alias("label_run_id"),
+    )
+
+
+def write_labels(rows: DataFrame, warehouse: str, overwrite_version: bool) -> None:
+    """``labels`` is partitioned by pipeline version; `run` replaces its version, `label` appends."""
+    writer = rows.write.partitionBy("pipeline_version")
+    if overwrite_version:
+        writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+    else:
+        writer = writer.mode("append")
+    writer.parquet(table_path(warehouse, "labels"))
+
+
+# --------------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------------
+class _Runner:
+    def __init__(self, spark: SparkSession, warehouse: str, config: RadnetConfig, pipeline: PipelineDir,
+                 data_stamp: str) -> None:
+        self.spark, self.warehouse, self.config, self.pipeline = spark, warehouse, config, pipeline
+        self.ledger = StageLedger(warehouse)
+        self.data_stamp = data_stamp
+        self.stamps: dict[str, str] = {}
+        self.ran: list[str] = []
+        self.skipped: list[str] = []
+
+    def table(self, name: str) -> DataFrame:
+        return read_table(self.spark, self.warehouse, name)
+
+    def stage(self, name: str, stamp: str, work: Callable[[], dict[str, Any] | None]) -> None:
+        self.stamps[name] = stamp
+        if self.ledger.done(name, stamp):
+            log.info("stage %s: complete for these inputs and settings, skipped", name)
+            self.skipped.append(name)
+            return
+        log.info("stage %s: running", name)
+        started = datetime.now(UTC)
+        info = work() or {}
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        self.ledger.mark(name, stamp, seconds=seconds, pipeline=str(self.pipeline.root), **info)
+        self.ran.append(name)
+        log.info("stage %s: done in %.1f s", name, seconds)
+
+    # -- stages -------------------------------------------------------------------------------
+    def features(self) -> dict[str, Any]:
+        from radnet_spark.tags.bpe import DEFAULT_RULES_PATH, add_bpe_columns, bpe_fill_rates, load_bpe_rules
+        from radnet_spark.tags.features import fit_tag_preprocessing
+
+        tags = self.table("tags")
+        t, s = self.config.tags, self.config.split
+        # The rules are data: the version used is copied into the pipeline so `label` applies the same.
+        rules_source = Path(t.bpe_rules_path) if t.bpe_rules_path else DEFAULT_RULES_PATH
+        load_bpe_rules(str(rules_source))  # validate before copying: a bad file fails with one sentence
+        shutil.copyfile(rules_source, self.pipeline.path(A.BPE_RULES))
+        preprocessing = fit_tag_preprocessing(
+            tags, min_fill_rate=t.min_fill_rate, min_distinct=t.min_distinct, max_categories=t.max_categories,
+            categorical_overflow=t.categorical_overflow, imputer=t.imputer,
+            missforest_trees=t.missforest_trees, missforest_max_iter=t.missforest_max_iter,
+            fit_sample_rows=t.fit_sample_rows, train=s.train, validation=s.validation, seed=s.seed,
+        )
+        preprocessing.save(self.pipeline.path(A.TAG_PREPROCESSING))
+        self.pipeline.record_artifact(A.TAG_PREPROCESSING, features=len(preprocessing.feature_names))
+        write_table(compute_tag_features(tags, self.pipeline), self.warehouse, "tag_features")
+        rules = load_bpe_rules(self.pipeline.path(A.BPE_RULES))
+        fill = bpe_fill_rates(add_bpe_columns(tags, rules))
+        log.info("BodyPartExamined fill rate: %s", fill)
+        self.pipeline.update_manifest(bpe_rules_version=rules.version, bpe_fill_rates=fill)
+        return {"bpe_fill_rates": fill, "features": len(preprocessing.feature_names)}
+
+    def train_tags(self) -> dict[str, Any]:
+        from radnet_spark.embedders import TagEmbedder
+
+        t = self.config.tags
+        embedder = TagEmbedder(
+            t.embedder, bottleneck=t.ae_bottleneck, hidden=t.ae_hidden, batch_size=t.ae_batch_size,
+            learning_rate=t.ae_learning_rate, max_epochs=t.ae_max_epochs, patience=t.ae_patience,
+            pca_components=t.pca_components, train_sample_rows=t.fit_sample_rows, seed=self.config.split.seed,
+        )
+        embedder.fit(table_path(self.warehouse, "tag_features"))
+        embedder.save(self.pipeline.path(A.TAG_EMBEDDER))
+        self.pipeline.record_artifact(A.TAG_EMBEDDER, kind=t.embedder, size=embedder.embedding_size)
+        return {"metrics": embedder.metrics}
+
+    def train_image(self) -> dict[str, Any]:
+        from radnet_spark.embedders import ImageEmbedder
+
+        i = self.config.image
+        work_table = "_work/image_training"
+        images = _with_split(self.table("images"), self.config).where(F.col("split").isin("train", "validation"))
+        write_table(images.select("sop_instance_uid", "exam_id", "split", "image"), self.warehouse, work_table)
+        embedder = ImageEmbedder(
+            filters=i.cae_filters, bottleneck_channels=i.cae_bottleneck_channels,
+            image_size=self.config.ingest.image_size, batch_size=i.batch_size, learning_rate=i.learning_rate,
+            max_epochs=i.max_epochs, patience=i.patience, train_sample_rows=i.train_sample_rows,
+            pca_components=i.pca_components, seed=self.config.split.seed,
+        )
+        embedder.fit(table_path(self.warehouse, work_table))
+        embedder.save(self.pipeline.path(A.IMAGE_EMBEDDER))
+        shutil.rmtree(to_local_path(table_path(self.warehouse, work_table)), ignore_errors=True)
+        self.pipeline.record_artifact(A.IMAGE_EMBEDDER, kind="cae", size=embedder.embedding_size)
+        return {"metrics": embedder.metrics}
+
+    def train_diagnosis(self) -> dict[str, Any]:
+        from radnet_spark.text.embedding import fit_diagnosis_embedder
+
+        x = self.config.text
+        embedder = fit_diagnosis_embedder(
+            _with_split(self.table("diagnoses"), self.config), kind=x.embedder,
+            min_word_frequency=x.min_word_frequency, vector_size=x.vector_size, window=x.window,
+            epochs=x.epochs, seed=x.seed,
+        )
+        embedder.save(self.pipeline.path(A.DIAGNOSIS_EMBEDDER))
+        self.pipeline.record_artifact(A.DIAGNOSIS_EMBEDDER, kind=x.embedder, size=embedder.dimension)
+        return {"dimension": embedder.dimension}
+
+    def embed(self, view: str) -> dict[str, Any]:
+        source = {"tags": "tag_features", "image": "images", "diagnosis": "diagnoses"}[view]
+        write_table(embed_view(view, self.table(source), self.pipeline, self.config), self.warehouse,
+                    VIEW_TABLES[view])
+        return {}
+
+    def instances(self) -> DataFrame:
+        return self.table("tag_features").select("sop_instance_uid", "exam_id", "split")
+
+    def cluster(self) -> dict[str, Any]:
+        from radnet_spark.clustering.elbow import elbow_sweep, k_range
+        from radnet_spark.clustering.kmeans import fit_kmeans
+        from radnet_spark.fusion import fit_fusion, join_views
+
+        c = self.config.cluster
+        embeddings = {view: self.table(VIEW_TABLES[view]) for view in c.views}
+        joined = join_views(embeddings, self.instances())
+        fusion = fit_fusion(
+            joined, list(c.views), method=c.fusion, missing_view=c.missing_view, view_k=c.view_k,
+            engine=c.engine, distance=c.distance, fit_sample_rows=c.fit_sample_rows, max_iter=c.max_iter,
+            seed=c.seed,
+        )
+        fusion.save(self.pipeline.path(A.FUSION))
+        self.pipeline.record_artifact(A.FUSION, method=c.fusion, views=list(c.views))
+        write_table(fusion.transform(joined), self.warehouse, "fused")
+        train = self.table("fused").where(F.col("split") == "train")
+        k = c.k
+        if k is None:
+            train_rows = train.count()
+            ks = [kk for kk in k_range(c.k_min, c.k_max, c.k_step) if kk < train_rows]
+            elbow = elbow_sweep(train, ks, distance=c.distance, fit_sample_rows=c.elbow_sample_rows,
+                                max_iter=c.max_iter, seed=c.seed)
+            elbow.save(self.pipeline.path(A.ELBOW))
+            k = elbow.chosen_k
+        model = fit_kmeans(train, k, distance=c.distance, engine=c.engine, max_iter=c.max_iter, seed=c.seed,
+                           fit_sample_rows=c.fit_sample_rows)
+        model.save(self.pipeline.path(A.KMEANS))
+        self.pipeline.record_artifact(A.KMEANS, k=k, engine=c.engine, distance=c.distance)
+        self.pipeline.update_manifest(k=k)
+        assigned = model.assign(self.table("fused"), features_col="features")
+        write_labels(_labels_rows(assigned, self.table("tags"), self.pipeline, "run"), self.warehouse, True)
+        return {"k": k}
+
+    def labels(self) -> DataFrame:
+        return read_table(self.spark, self.warehouse, "labels").where(
+            F.col("pipeline_version") == self.pipeline.version
+        )
+
+    def evaluate(self) -> dict[str, Any]:
+        from radnet_spark.evaluation.metrics import evaluate_clusters
+
+        labels = self.labels().join(self.instances(), "sop_instance_uid")
+        results: dict[str, Any] = {}
+        for split in ("validation", "test"):
+            part = labels.where(F.col("split") == split)
+            found = evaluate_clusters(
+                part, self.table("tag_features"),
+                image_embeddings=self.table("embeddings_image") if "image" in self.config.cluster.views else None,
+                diagnosis_embeddings=(
+                    self.table("embeddings_diagnosis") if "diagnosis" in self.config.cluster.views else None
+                ),
+            )
+            results[split] = {k: v for k, v in found.items() if k not in ("per_cluster",)}
+        metrics_path = Path(self.pipeline.path(A.METRICS))
+        metrics_path.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+        self.pipeline.update_manifest(metrics={s: {k: v for k, v in m.items() if k != "sizes"} for s, m in results.items()})
+        return {}
+
+    def report(self) -> dict[str, Any]:
+        from radnet_spark.evaluation.report import build_report
+
+        out = Path(to_local_path(self.warehouse)) / "report" / "index.html"
+        elbow = self.pipeline.path(A.ELBOW) if self.pipeline.has(A.ELBOW) else None
+        build_report(self.spark, to_local_path(self.warehouse), self.labels(), out_html=out, elbow=elbow,
+                     title=f"radnet-spark clusters — {self.pipeline.name}/{self.pipeline.version}")
+        return {"report": str(out)}
+
+
+def run(
+    spark: SparkSession,
+    dicom: str | None,
+    diagnoses: str | None,
+    warehouse: str,
+    config: RadnetConfig,
+    models_root: str = "models",
+    name: str = "default",
+    until: str = "report",
+) -> RunResult:
+    """Ingest, fit every step on the training split, label every instance and write the report.
+
+    Args:
+        dicom: the dump to ingest first; None works on what the warehouse already holds.
+        until: the last stage to run (one of STAGES); later stages wait for the next call.
+    """
+    from radnet_spark.ingest.job import ingest
+
+    if until not in STAGES:
+        raise PipelineError(f"Unknown stage {until!r}; choose from {', '.join(STAGES)}.")
+    last = STAGES.index(until)
+    if dicom is not None:
+        log.info("%s", ingest(spark, dicom, diagnoses, warehouse, config))
+    if not table_exists(warehouse, "tags"):
+        raise PipelineError(f"Warehouse {warehouse} has no tags table; ingest a dump first (--dicom).")
+    write_effective_config(config, warehouse, "run")
+    data_stamp = data_fingerprint(spark, warehouse)
+    run_stamp = fingerprint(data_stamp, config.to_dict())
+    ledger = StageLedger(warehouse)
+    previous = ledger.info("run")
+    if previous.get("fingerprint") == run_stamp and Path(previous.get("pipeline", "")).is_dir():
+        pipeline = PipelineDir(Path(previous["pipeline"]))  # resume the interrupted or finished version
+    else:
+        pipeline = create_pipeline_dir(models_root, name, A.new_version(), config)
+        ledger.mark("run", run_stamp, pipeline=str(pipeline.root), complete=False)
+
+    runner = _Runner(spark, warehouse, config, pipeline, data_stamp)
+    views = list(config.cluster.views)
+    # Each stamp names the pipeline version too, so a new version never reuses another's artifacts.
+    base = (data_stamp, pipeline.version)
+    wanted = set(STAGES[: last + 1])
+    if "features" in wanted:
+        runner.stage("features", fingerprint(base, _section(config, "tags", "split")), runner.features)
+    trainers = {"tags": runner.train_tags, "image": runner.train_image, "diagnosis": runner.train_diagnosis}
+    sections = {"tags": ("tags", "split"), "image": ("image", "split", "ingest"), "diagnosis": ("text", "split")}
+    for view in views:
+        trained = fingerprint(base, runner.stamps.get("features"), _section(config, *sections[view]))
+        if "train" in wanted:
+            runner.stage(f"train_{view}", trained, trainers[view])
+        if "embed" in wanted:
+            runner.stage(f"embed_{view}", fingerprint(trained), lambda v=view: runner.embed(v))
+    if "cluster" in wanted:
+        cluster_stamp = fingerprint([runner.stamps[f"embed_{v}"] for v in views], _section(config, "cluster"))
+        runner.stage("cluster", cluster_stamp, runner.cluster)
+        if "evaluate" in wanted:
+            runner.stage("evaluate", fingerprint(cluster_stamp, "evaluate"), runner.evaluate)
+        if "report" in wanted:
+            runner.stage("report", fingerprint(cluster_stamp, "report"), runner.report)
+    if until == "report":
+        pipeline.update_manifest(complete=True, warehouse=str(Path(to_local_path(warehouse)).resolve()))
+        ledger.mark("run", run_stamp, pipeline=str(pipeline.root), complete=True)
+    manifest = pipeline.manifest()
+    report = Path(runner.ledger.info("report").get("report", "")) if runner.ledger.info("report") else None
+    return RunResult(
+        pipeline=pipeline, report=report, k=int(manifest.get("k", 0)), metrics=manifest.get("metrics", {}),
+        stages_run=runner.ran, stages_skipped=runner.skipped,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# label
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LabelResult:
+    pipeline_version: str
+    new_labels: int
+    drift: list[dict[str, Any]]
+    warnings: list[str]
+
+    def __str__(self) -> str:
+        lines = [f"labelled {self.new_labels} new instances with pipeline {self.pipeline_version}"]
+        if self.drift:
+            lines.append("  cluster  share(new)  share(train)  mean dist(new)  mean dist(train)")
+            for row in self.drift:
+                lines.append(
+                    f"  {row['cluster']:>7}  {row['share_new']:>10.3f}  {row['share_train']:>12.3f}  "
+                    f"{row['distance_new']:>14.3f}  {row['distance_train']:>16.3f}"
+                )
+        lines += [f"WARNING: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def drift_summary(new: DataFrame, reference: DataFrame) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per-cluster share and mean distance of new rows against the training labels (bounded by k)."""
+    def per_cluster(df: DataFrame) -> dict[int, tuple[int, float]]:
+        rows = df.groupBy("cluster").agg(F.count("*").alias("n"), F.avg("distance").alias("d")).collect()
+        return {int(r["cluster"]): (int(r["n"]), float(r["d"] or 0.0)) for r in rows}
+
+    new_stats, ref_stats = per_cluster(new), per_cluster(reference)
+    n_new = sum(n for n, _ in new_stats.values()) or 1
+    n_ref = sum(n for n, _ in ref_stats.values()) or 1
+    drift = []
+    for cluster in sorted(set(new_stats) | set(ref_stats)):
+        nn, dn = new_stats.get(cluster, (0, 0.0))
+        nr, dr = ref_stats.get(cluster, (0, 0.0))
+        drift.append({"cluster": cluster, "share_new": nn / n_new, "share_train": nr / n_ref,
+                      "distance_new": dn, "distance_train": dr})
+    warnings = []
+    mean_new = sum(n * d for n, d in new_stats.values()) / n_new
+    mean_ref = sum(n * d for n, d in ref_stats.values()) / n_ref
+    if new_stats and mean_ref > 0 and mean_new > 1.5 * mean_ref:
+        warnings.append(
+            f"new instances lie {mean_new / mean_ref:.1f}x farther from their centres than the training data; "
+            "consider re-training (radnet run)."
+        )
+    shift = 0.5 * sum(abs(r["share_new"] - r["share_train"]) for r in drift)
+    if new_stats and n_new >= 50 and shift > 0.3:
+        warnings.append(f"cluster shares of the new instances differ from training by {shift:.0%} (total variation).")
+    return drift, warnings
+
+
+def label(
+    spark: SparkSession,
+    pipeline_path: str,
+    dicom: str,
+    diagnoses: str | None,
+    warehouse: str,
+    config_overrides: RadnetConfig | None = None,
+) -> LabelResult:
+    """Ingest unseen files and label every not-yet-labelled instance with a saved pipeline."""
+    from radnet_spark.ingest.job import ingest, new_run_id
+
+    pipeline = open_pipeline_dir(pipeline_path)
+    config = pipeline.config()
+    if config_overrides is not None:
+        config.spark = config_overrides.spark
+        config.privacy = config_overrides.privacy
+    run_id = new_run_id()
+    ingest(spark, dicom, diagnoses, warehouse, config, run_id=run_id)
+
+    tags = read_table(spark, warehouse, "tags")
+    todo = tags
+    if table_exists(warehouse, "labels"):
+        done = read_table(spark, warehouse, "labels").where(F.col("pipeline_version") == pipeline.version)
+        todo = tags.join(done.select("sop_instance_uid"), "sop_instance_uid", "left_anti")
+    todo = todo.persist()
+    if todo.limit(1).count() == 0:
+        todo.unpersist()
+        return LabelResult(pipeline.version, 0, [], [])
+
+    views = list(config.cluster.views)
+    features = compute_tag_features(todo, pipeline)
+    keys = todo.select("sop_instance_uid", "exam_id")
+    embeddings: dict[str, DataFrame] = {}
+    for view in views:
+        if view == "tags":
+            source = features
+        elif view == "image":
+            source = read_table(spark, warehouse, "images").join(keys.select("sop_instance_uid"), "sop_instance_uid", "left_semi")
+        elif table_exists(warehouse, "diagnoses"):
+            source = read_table(spark, warehouse, "diagnoses").join(keys.select("exam_id"), "exam_id", "left_semi")
+        else:
+            continue
+        embeddings[view] = embed_view(view, source, pipeline, config)
+    instances = _with_split(keys, config)
+    assigned = fuse_and_assign(embeddings, instances, pipeline)
+    write_labels(_labels_rows(assigned, todo, pipeline, run_id), warehouse, overwrite_version=False)
+    todo.unpersist()
+
+    labels = read_table(spark, warehouse, "labels").where(F.col("pipeline_version") == pipeline.version)
+    new = labels.where(F.col("label_run_id") == run_id)
+    reference = labels.where(F.col("label_run_id") == "run")
+    drift, warnings = drift_summary(new, reference)
+    for warning in warnings:
+        log.warning("%s", warning)
+    write_effective_config(config, warehouse, "label")
+    return LabelResult(pipeline.version, new.count(), drift, warnings)
