@@ -20,10 +20,16 @@ $(STAMP): setup.py constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Train on one generated dump, then label a second, "new" dump with the saved pipeline.
 demo: install
 	$(PY) -m radnet_spark synth --out $(DEMO_DIR)/pacs --exams $(DEMO_EXAMS) --seed 7
-	$(PY) -m radnet_spark ingest --dicom $(DEMO_DIR)/pacs/dicom --diagnoses $(DEMO_DIR)/pacs/diagnoses.csv \
+	$(PY) -m radnet_spark run --dicom $(DEMO_DIR)/pacs/dicom --diagnoses $(DEMO_DIR)/pacs/diagnoses.csv \
+		--out $(DEMO_DIR)/warehouse --models $(DEMO_DIR)/models --name demo --config configs/demo.yaml
+	$(PY) -m radnet_spark synth --out $(DEMO_DIR)/new-pacs --exams 10 --seed 8
+	$(PY) -m radnet_spark label --pipeline "$$(ls -d $(DEMO_DIR)/models/demo/v* | tail -n 1)" \
+		--dicom $(DEMO_DIR)/new-pacs/dicom --diagnoses $(DEMO_DIR)/new-pacs/diagnoses.csv \
 		--out $(DEMO_DIR)/warehouse
+	@echo "report: $(DEMO_DIR)/warehouse/report/index.html"
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     spark = _spark(config)
     result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
-                 name=args.name, until=args.until)
+                 name=args.name, until=args.until, compare=args.compare)
     print(result)
     return 0
 
@@ -138,6 +138,8 @@ def _run_arguments(parser: argparse.ArgumentParser, dicom_required: bool) -> Non
     parser.add_argument("--out", required=True, help="warehouse folder for the tables")
     parser.add_argument("--models", default="models", help="where pipeline versions are saved (default models/)")
     parser.add_argument("--name", default="default", help="pipeline name under --models (default 'default')")
+    parser.add_argument("--compare", action="store_true",
+                        help="also compare every single view and fusion method (paper's Table 7)")
     _common(parser)
 
 
@@ -197,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Libraries that log every epoch, tile or plot call at INFO drown our progress lines.
+    for noisy in ("gensim", "matplotlib", "py4j", "openjpeg", "PIL", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -74,6 +74,10 @@ class TagsConfig:
     imputer: str = "missforest"  # missforest | simple
     missforest_trees: int = 256
     missforest_max_iter: int = 10
+    missforest_max_depth: int | None = None  # bound it (e.g. 12) on big samples: unbounded forests get huge
+    missforest_max_samples: float | None = None  # share of sample rows per tree; None: bootstrap of all
+    # BodyPartExamined is the evaluation target (after imputation), so it is not a feature by default.
+    exclude_columns: list[str] = field(default_factory=lambda: ["BodyPartExamined"])
     fit_sample_rows: int = 20_000
     embedder: str = "autoencoder"  # autoencoder | pca
     ae_bottleneck: int = 32

@@ -33,6 +33,7 @@ from radnet_spark.tables import read_table, table_exists, table_path, write_tabl
 
 log = logging.getLogger(__name__)
 
+COMBINATIONS = "combinations.json"  # view combination → model folder, under missing_view=available_views
 STAGES = ("ingest", "features", "train", "embed", "cluster", "evaluate", "report")
 VIEW_TABLES = {"tags": "embeddings_tags", "image": "embeddings_image", "diagnosis": "embeddings_diagnosis"}
 
@@ -144,16 +145,27 @@ def embed_view(view: str, source: DataFrame, pipeline: PipelineDir, config: Radn
     raise PipelineError(f"Unknown view {view!r}; choose from tags, image, diagnosis.")
 
 
+def assign_clusters(fused: DataFrame, pipeline: PipelineDir) -> DataFrame:
+    """Nearest centre (or medoid) of every fused row: one model, or one per view combination."""
+    from radnet_spark.clustering.kmeans import KMeansModel
+    from radnet_spark.fusion import assign_per_combination
+
+    combos_file = Path(pipeline.path(A.KMEANS)) / COMBINATIONS
+    if combos_file.is_file():
+        combos = json.loads(combos_file.read_text(encoding="utf-8"))
+        models = {combo: KMeansModel.load(Path(pipeline.path(A.KMEANS)) / folder) for combo, folder in combos.items()}
+        return assign_per_combination(fused, models)
+    return KMeansModel.load(pipeline.path(A.KMEANS)).assign(fused, features_col="features")
+
+
 def fuse_and_assign(
     embeddings: dict[str, DataFrame], instances: DataFrame, pipeline: PipelineDir
 ) -> DataFrame:
-    """Fused features and the nearest k-means centre of every instance."""
-    from radnet_spark.clustering.kmeans import KMeansModel
+    """Fused features and the nearest centre of every instance."""
     from radnet_spark.fusion import FusionModel, join_views
 
     joined = join_views(embeddings, instances)
-    fused = FusionModel.load(pipeline.path(A.FUSION)).transform(joined)
-    return KMeansModel.load(pipeline.path(A.KMEANS)).assign(fused, features_col="features")
+    return assign_clusters(FusionModel.load(pipeline.path(A.FUSION)).transform(joined), pipeline)
 
 
 def _labels_rows(assigned: DataFrame, tags: DataFrame, pipeline: PipelineDir, run_id: str) -> DataFrame:
@@ -211,7 +223,7 @@ class _Runner:
     # -- stages -------------------------------------------------------------------------------
     def features(self) -> dict[str, Any]:
         from radnet_spark.tags.bpe import DEFAULT_RULES_PATH, add_bpe_columns, bpe_fill_rates, load_bpe_rules
-        from radnet_spark.tags.features import fit_tag_preprocessing
+        from radnet_spark.tags.features import KEY_COLUMNS, fit_tag_preprocessing
 
         tags = self.table("tags")
         t, s = self.config.tags, self.config.split
@@ -220,9 +232,10 @@ class _Runner:
         load_bpe_rules(str(rules_source))  # validate before copying: a bad file fails with one sentence
         shutil.copyfile(rules_source, self.pipeline.path(A.BPE_RULES))
         preprocessing = fit_tag_preprocessing(
-            tags, min_fill_rate=t.min_fill_rate, min_distinct=t.min_distinct, max_categories=t.max_categories,
+            tags, exclude=KEY_COLUMNS | set(t.exclude_columns), min_fill_rate=t.min_fill_rate, min_distinct=t.min_distinct, max_categories=t.max_categories,
             categorical_overflow=t.categorical_overflow, imputer=t.imputer,
             missforest_trees=t.missforest_trees, missforest_max_iter=t.missforest_max_iter,
+            missforest_max_depth=t.missforest_max_depth, missforest_max_samples=t.missforest_max_samples,
             fit_sample_rows=t.fit_sample_rows, train=s.train, validation=s.validation, seed=s.seed,
         )
         preprocessing.save(self.pipeline.path(A.TAG_PREPROCESSING))
@@ -292,7 +305,8 @@ class _Runner:
     def cluster(self) -> dict[str, Any]:
         from radnet_spark.clustering.elbow import elbow_sweep, k_range
         from radnet_spark.clustering.kmeans import fit_kmeans
-        from radnet_spark.fusion import fit_fusion, join_views
+        from radnet_spark.clustering.kmedoids import fit_kmedoids
+        from radnet_spark.fusion import fit_fusion, fit_per_combination, join_views
 
         c = self.config.cluster
         embeddings = {view: self.table(VIEW_TABLES[view]) for view in c.views}
@@ -314,12 +328,26 @@ class _Runner:
                                 max_iter=c.max_iter, seed=c.seed)
             elbow.save(self.pipeline.path(A.ELBOW))
             k = elbow.chosen_k
-        model = fit_kmeans(train, k, distance=c.distance, engine=c.engine, max_iter=c.max_iter, seed=c.seed,
-                           fit_sample_rows=c.fit_sample_rows)
-        model.save(self.pipeline.path(A.KMEANS))
-        self.pipeline.record_artifact(A.KMEANS, k=k, engine=c.engine, distance=c.distance)
+        def fit(rows: DataFrame) -> Any:
+            if c.algorithm == "kmedoids":
+                return fit_kmedoids(rows, k, distance=c.distance, fit_sample_rows=c.kmedoids_sample_rows,
+                                    seed=c.seed)
+            return fit_kmeans(rows, k, distance=c.distance, engine=c.engine, max_iter=c.max_iter, seed=c.seed,
+                              fit_sample_rows=c.fit_sample_rows)
+
+        kmeans_dir = Path(self.pipeline.path(A.KMEANS))
+        if c.missing_view == "available_views":
+            # Rows carry only the views they have, so vector lengths differ: one model per combination.
+            models = fit_per_combination(self.table("fused"), fit)
+            folders = {combo: f"combo_{i}" for i, combo in enumerate(sorted(models))}
+            for combo, model in models.items():
+                model.save(kmeans_dir / folders[combo])
+            (kmeans_dir / COMBINATIONS).write_text(json.dumps(folders, indent=2), encoding="utf-8")
+        else:
+            fit(train).save(kmeans_dir)
+        self.pipeline.record_artifact(A.KMEANS, k=k, algorithm=c.algorithm, engine=c.engine, distance=c.distance)
         self.pipeline.update_manifest(k=k)
-        assigned = model.assign(self.table("fused"), features_col="features")
+        assigned = assign_clusters(self.table("fused"), self.pipeline)
         write_labels(_labels_rows(assigned, self.table("tags"), self.pipeline, "run"), self.warehouse, True)
         return {"k": k}
 
@@ -348,6 +376,23 @@ class _Runner:
         self.pipeline.update_manifest(metrics={s: {k: v for k, v in m.items() if k != "sizes"} for s, m in results.items()})
         return {}
 
+    def compare(self) -> dict[str, Any]:
+        """Every single view and every fusion of every view combination, like the paper's Table 7."""
+        from radnet_spark.evaluation.compare import compare_fusions, write_comparison
+
+        c = self.config.cluster
+        embeddings = {view: self.table(VIEW_TABLES[view]) for view in c.views}
+        table = compare_fusions(
+            embeddings, self.table("tag_features"), instances=self.instances(), algorithm=c.algorithm,
+            distance=c.distance, engine=c.engine, missing_view=c.missing_view,
+            fit_sample_rows=c.fit_sample_rows, max_iter=c.max_iter, seed=c.seed,
+        )
+        out_dir = Path(to_local_path(self.warehouse)) / "evaluation"
+        csv_path, md_path = write_comparison(table, out_dir)
+        shutil.copyfile(md_path, self.pipeline.path("comparison.md"))
+        print(md_path.read_text(encoding="utf-8"))
+        return {"csv": str(csv_path), "markdown": str(md_path)}
+
     def report(self) -> dict[str, Any]:
         from radnet_spark.evaluation.report import build_report
 
@@ -367,12 +412,14 @@ def run(
     models_root: str = "models",
     name: str = "default",
     until: str = "report",
+    compare: bool = False,
 ) -> RunResult:
     """Ingest, fit every step on the training split, label every instance and write the report.
 
     Args:
         dicom: the dump to ingest first; None works on what the warehouse already holds.
         until: the last stage to run (one of STAGES); later stages wait for the next call.
+        compare: also evaluate every single view and fusion method (``radnet evaluate --compare``).
     """
     from radnet_spark.ingest.job import ingest
 
@@ -414,6 +461,8 @@ def run(
         runner.stage("cluster", cluster_stamp, runner.cluster)
         if "evaluate" in wanted:
             runner.stage("evaluate", fingerprint(cluster_stamp, "evaluate"), runner.evaluate)
+            if compare:
+                runner.stage("compare", fingerprint(cluster_stamp, "compare"), runner.compare)
         if "report" in wanted:
             runner.stage("report", fingerprint(cluster_stamp, "report"), runner.report)
     if until == "report":
