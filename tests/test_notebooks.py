@@ -19,10 +19,10 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.py"))
 HEADER = "# Databricks notebook source"
 SEPARATOR = "# COMMAND ----------"
 
-# Settings that make training take seconds (the same as tests/test_pipeline.py), passed the way a
-# user passes them to the notebooks: `;`-separated in RADNET_NB_OVERRIDES.
+# Settings that make training take seconds (tests/test_pipeline.py's, with the simple imputer), passed
+# the way a user passes them to the notebooks: `;`-separated in RADNET_NB_OVERRIDES.
 FAST = [
-    "tags.missforest_trees=8", "tags.missforest_max_iter=2", "tags.ae_max_epochs=3",
+    "tags.imputer=simple", "tags.ae_max_epochs=3",
     "image.max_epochs=2", "image.cae_filters=[8,8,16,16]", "image.pca_components=16",
     "text.epochs=5", "text.vector_size=16", "text.min_word_frequency=2",
     "cluster.k_min=2", "cluster.k_max=8", "cluster.k_step=1",
@@ -79,10 +79,10 @@ def notebook_run(spark, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RADNET_NB_ROOT", str(root))
         mp.setenv("RADNET_NB_OVERRIDES", "; ".join(FAST))
-        mp.setenv("RADNET_NB_SYNTHETIC_EXAMS", "20")
+        mp.setenv("RADNET_NB_SYNTHETIC_EXAMS", "8")
         results["01"] = _run_notebook("01_explore_tables.py")
         results["02"] = _run_notebook("02_train_pipeline.py")
-        mp.setenv("RADNET_NB_SYNTHETIC_EXAMS", "3")
+        mp.setenv("RADNET_NB_SYNTHETIC_EXAMS", "2")
         results["03"] = _run_notebook("03_label_new_dump.py")
         results["04"] = _run_notebook("04_read_report.py")
     # The notebooks attach a stderr handler for progress; it must not outlive pytest's capture.

@@ -91,38 +91,36 @@ def parse_files(listing: DataFrame, options: ParseOptions, batch_rows: int) -> D
     return listing.mapInPandas(parse_batches, PARSED_SCHEMA)
 
 
-def _dedupe(parsed: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
-    """Reject a second file with a SOPInstanceUID already seen (in this run or an earlier one)."""
-    ok = F.col("status") == "ok"
-    order = Window.partitionBy("sop_instance_uid").orderBy("path")
-    ranked = parsed.withColumn(
-        "_rank", F.when(ok, F.row_number().over(order)).otherwise(F.lit(None))
-    )
+def duplicate_paths(staged: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
+    """Paths of files whose SOPInstanceUID another file already holds (in this run or an earlier one).
+
+    Reads only key columns of the staged rows, so the image bytes are not shuffled; the result is
+    small and is broadcast when the tables are written.
+    """
+    ok = staged.where(F.col("status") == "ok").select("path", "sop_instance_uid")
+    ranked = ok.withColumn("_rank", F.row_number().over(Window.partitionBy("sop_instance_uid").orderBy("path")))
+    duplicates = ranked.where(F.col("_rank") > 1).select("path")
     if existing_keys is not None:
-        ranked = ranked.join(
-            existing_keys.select("sop_instance_uid").distinct().withColumn("_seen", F.lit(True)),
-            "sop_instance_uid",
-            "left",
-        )
-    else:
-        ranked = ranked.withColumn("_seen", F.lit(None).cast("boolean"))
-    duplicate = ok & ((F.col("_rank") > 1) | F.col("_seen").isNotNull())
-    return ranked.select(
-        *[
-            F.when(duplicate, F.lit(value)).otherwise(F.col(name)).alias(name)
-            if name in ("status", "stage", "reason", "detail")
-            else F.col(name)
-            for name, value in (
-                (c, {
-                    "status": "rejected",
-                    "stage": "dedup",
-                    "reason": str(RejectReason.DUPLICATE_SOP_INSTANCE_UID),
-                    "detail": "another file already holds this SOPInstanceUID",
-                }.get(c))
-                for c in PARSED_COLUMNS
-            )
-        ]
-    )
+        seen = ok.join(existing_keys.select("sop_instance_uid").distinct(), "sop_instance_uid", "left_semi")
+        duplicates = duplicates.union(seen.select("path")).distinct()
+    return duplicates.withColumn("_duplicate", F.lit(True))
+
+
+def apply_duplicates(staged: DataFrame, duplicates: DataFrame) -> DataFrame:
+    """Turn duplicate files into rejects with reason ``duplicate_sop_instance_uid``."""
+    flagged = staged.join(F.broadcast(duplicates), "path", "left")
+    duplicate = F.col("_duplicate").isNotNull()
+    replacements = {
+        "status": F.lit("rejected"),
+        "stage": F.lit("dedup"),
+        "reason": F.lit(str(RejectReason.DUPLICATE_SOP_INSTANCE_UID)),
+        "detail": F.lit("another file already holds this SOPInstanceUID"),
+    }
+    return flagged.select(*[
+        F.when(duplicate, replacements[name]).otherwise(F.col(name)).alias(name) if name in replacements
+        else F.col(name)
+        for name in staged.columns
+    ])
 
 
 def _tags_table(staged: DataFrame, run_id: str) -> DataFrame:
@@ -167,14 +165,13 @@ def ingest(
     if new_files:
         partitions = max(1, math.ceil(new_files / config.ingest.files_per_partition))
         parsed = parse_files(listing.repartition(partitions), options, config.ingest.file_batch_size)
-        # Parse once into staging; dedupe once into a second staging folder that all tables read.
+        # Parse once into staging; every table is then a column-pruned read of it.
         staging = table_path(warehouse, f"_staging/{run_id}")
-        parsed.write.mode("overwrite").parquet(f"{staging}/parsed")
+        parsed.write.mode("overwrite").parquet(staging)
         existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
-        _dedupe(spark.read.parquet(f"{staging}/parsed"), existing_tags).write.mode("overwrite").parquet(
-            f"{staging}/decided"
-        )
-        staged = spark.read.parquet(f"{staging}/decided")
+        parsed_rows = spark.read.parquet(staging)
+        duplicates = duplicate_paths(parsed_rows, existing_tags).persist()
+        staged = apply_duplicates(parsed_rows, duplicates)
 
         files = staged.select(
             "path", "size", "mtime", "status",
@@ -193,6 +190,7 @@ def ingest(
         summary.reject_reasons = {
             row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()
         }
+        duplicates.unpersist()
         shutil.rmtree(to_local_path(staging), ignore_errors=True)
     listing.unpersist()
 
