@@ -58,15 +58,22 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from radnet_spark.ingest.job import ingest
+def _check_inputs_and_start(args: argparse.Namespace) -> tuple[RadnetConfig, object]:
+    """Check the input paths and the config before Spark starts, so mistakes fail in one sentence."""
     from radnet_spark.storage import require_directory, require_file
 
-    require_directory(args.dicom, "DICOM folder")
+    if args.dicom:
+        require_directory(args.dicom, "DICOM folder")
     if args.diagnoses:
         require_file(args.diagnoses, "Diagnoses file")
     config = _config(args)
-    spark = _spark(config)
+    return config, _spark(config)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from radnet_spark.ingest.job import ingest
+
+    config, spark = _check_inputs_and_start(args)
     summary = ingest(spark, args.dicom, args.diagnoses, args.out, config)
     write_effective_config(config, args.out, "ingest")
     print(summary)
@@ -75,14 +82,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from radnet_spark.pipeline import run
-    from radnet_spark.storage import require_directory, require_file
 
-    if args.dicom:
-        require_directory(args.dicom, "DICOM folder")
-    if args.diagnoses:
-        require_file(args.diagnoses, "Diagnoses file")
-    config = _config(args)
-    spark = _spark(config)
+    config, spark = _check_inputs_and_start(args)
     result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
                  name=args.name, until=args.until, compare=args.compare)
     print(result)
@@ -91,13 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_label(args: argparse.Namespace) -> int:
     from radnet_spark.pipeline import label
-    from radnet_spark.storage import require_directory, require_file
 
-    require_directory(args.dicom, "DICOM folder")
-    if args.diagnoses:
-        require_file(args.diagnoses, "Diagnoses file")
-    config = _config(args)
-    spark = _spark(config)
+    config, spark = _check_inputs_and_start(args)
     print(label(spark, args.pipeline, args.dicom, args.diagnoses, args.out, config))
     return 0
 

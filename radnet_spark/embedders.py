@@ -185,6 +185,34 @@ def read_embedder_config(directory: str, expected: str) -> tuple[Path, dict[str,
     return folder, config
 
 
+def _train(
+    model: torch.nn.Module,
+    train_set: Any,
+    val_set: Any,
+    settings: dict[str, Any],
+    device: torch.device,
+    progress: bool,
+    num_workers: int,
+) -> dict[str, Any]:
+    """Train either autoencoder with Adam, MSE and early stopping; returns its training metrics."""
+    from radnet_spark.training.trainer import train_autoencoder
+
+    result = train_autoencoder(
+        model,
+        make_loader(train_set, settings["batch_size"], num_workers),
+        make_loader(val_set, settings["batch_size"], num_workers),
+        lr=settings["learning_rate"], max_epochs=settings["max_epochs"], patience=settings["patience"],
+        device=device, progress=progress, seed=settings["seed"],
+    )
+    return {
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "train_rows": len(train_set),
+        "validation_rows": len(val_set),
+    }
+
+
 class TagEmbedder:
     """Embeds encoded tag vectors with a dense autoencoder or PCA.
 
@@ -283,7 +311,6 @@ class TagEmbedder:
         """
         from radnet_spark.device import pick_device
         from radnet_spark.nets.tag_autoencoder import TagAutoencoder
-        from radnet_spark.training.trainer import train_autoencoder
 
         settings = self.settings
         column, seed = settings["column"], settings["seed"]
@@ -310,21 +337,8 @@ class TagEmbedder:
             max_rows=settings["validation_sample_rows"], seed=seed, shuffle=False,
         )
         self.device = pick_device(device)
-        result = train_autoencoder(
-            model,
-            make_loader(train_set, settings["batch_size"], num_workers),
-            make_loader(val_set, settings["batch_size"], num_workers),
-            lr=settings["learning_rate"], max_epochs=settings["max_epochs"], patience=settings["patience"],
-            device=self.device, progress=progress, seed=seed,
-        )
+        self.metrics = _train(model, train_set, val_set, settings, self.device, progress, num_workers)
         self.model = model.eval()
-        self.metrics = {
-            "history": result.history,
-            "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early,
-            "train_rows": len(train_set),
-            "validation_rows": len(val_set),
-        }
         return self
 
     def embed_numpy(self, features: np.ndarray, batch_rows: int = 1024) -> np.ndarray:
@@ -486,7 +500,6 @@ class ImageEmbedder:
         """
         from radnet_spark.device import pick_device
         from radnet_spark.nets.conv_autoencoder import ConvAutoencoder
-        from radnet_spark.training.trainer import train_autoencoder
 
         settings = self.settings
         column, seed, size = settings["column"], settings["seed"], self.image_size
@@ -501,22 +514,9 @@ class ImageEmbedder:
             max_rows=settings["validation_sample_rows"], seed=seed, shuffle=False,
         )
         self.device = pick_device(device)
-        result = train_autoencoder(
-            model,
-            make_loader(train_set, settings["batch_size"], num_workers),
-            make_loader(val_set, settings["batch_size"], num_workers),
-            lr=settings["learning_rate"], max_epochs=settings["max_epochs"], patience=settings["patience"],
-            device=self.device, progress=progress, seed=seed,
-        )
+        self.metrics = _train(model, train_set, val_set, settings, self.device, progress, num_workers)
         self.model = model.eval()
         self.pca = None
-        self.metrics = {
-            "history": result.history,
-            "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early,
-            "train_rows": len(train_set),
-            "validation_rows": len(val_set),
-        }
         if settings["pca_components"]:
             images = _read_sample(
                 train_path, column, train_filter, settings["pca_sample_rows"], seed,
