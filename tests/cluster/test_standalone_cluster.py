@@ -103,6 +103,8 @@ def _submit(master: str, dump: Path, out: Path, node_python: str, shipped_zip: P
         "--properties-file", str(REPO / "spark-defaults.conf"),
         "--conf", f"spark.pyspark.python={node_python}",
         "--conf", f"spark.pyspark.driver.python={node_python}",
+        # Small JVMs: this may run next to the test session's own local Spark on a CI runner.
+        "--conf", "spark.driver.memory=2g",
         "--conf", "spark.executor.memory=1g",
         "--conf", "spark.ui.showConsoleProgress=false",
         str(REPO / "jobs" / "run.py"),
