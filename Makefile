@@ -17,7 +17,7 @@ $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PIP) install -q -c constraints.txt -e '.[spark,dev]'
 	touch $(STAMP)
 
 # Train on one generated dump, then label a second, "new" dump with the saved pipeline.
@@ -34,8 +34,13 @@ demo: install
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Starts a real standalone Spark cluster (1 master, 2 one-core workers on loopback), submits the
+# pipeline with spark-submit and compares its labels with local mode; stops the cluster after.
+cluster-test: install
+	$(PY) -m pytest -q -m cluster tests/cluster
+
 lint: install
-	$(VENV)/bin/ruff check radnet_spark jobs tests bench
+	$(VENV)/bin/ruff check radnet_spark jobs tests bench notebooks
 
 clean:
 	rm -rf data/demo spark-warehouse .pytest_cache

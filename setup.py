@@ -7,7 +7,6 @@ Version ranges are the ones tested together (see DESIGN "Measured on this machin
 from setuptools import find_packages, setup
 
 INSTALL_REQUIRES = [
-    "pyspark>=4.0,<5",
     "pyarrow>=18,<27",
     "pandas>=2.2,<3",  # pyspark 4.3 warns that pandas 3 is not yet supported
     "numpy>=2.0,<3",
@@ -34,6 +33,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
+    # Spark itself: a laptop or a bare cluster installs it with the package; Databricks and managed
+    # clusters bring their own, which a pip-installed pyspark would shadow and break.
+    "spark": ["pyspark>=4.0,<5"],
     # GPL-3.0: decodes 12-bit "JPEG Extended" and JPEG-LS; opt in knowingly.
     "gpl-license": ["pylibjpeg-libjpeg>=2.1,<3"],
     "dev": [
