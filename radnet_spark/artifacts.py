@@ -16,6 +16,7 @@ import yaml
 from radnet_spark import __version__
 from radnet_spark.config import RadnetConfig
 from radnet_spark.errors import PipelineError
+from radnet_spark.storage import to_local_path
 
 MANIFEST = "manifest.json"
 LIBRARIES = ("pyspark", "pydicom", "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "gensim", "kneed")
@@ -96,7 +97,7 @@ class PipelineDir:
 
 
 def create_pipeline_dir(models_root: str | Path, name: str, version: str, config: RadnetConfig) -> PipelineDir:
-    pipeline = PipelineDir(Path(models_root).resolve() / name / version)
+    pipeline = PipelineDir(Path(to_local_path(str(models_root))).resolve() / name / version)
     pipeline.root.mkdir(parents=True, exist_ok=True)
     (pipeline.root / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
     if not (pipeline.root / MANIFEST).exists():
@@ -113,7 +114,7 @@ def create_pipeline_dir(models_root: str | Path, name: str, version: str, config
 
 def open_pipeline_dir(path: str | Path) -> PipelineDir:
     """Open a finished pipeline version, or raise a one-sentence PipelineError."""
-    pipeline = PipelineDir(Path(path).resolve())
+    pipeline = PipelineDir(Path(to_local_path(str(path))).resolve())
     manifest = pipeline.manifest()
     if not manifest:
         raise PipelineError(f"{path} is not a pipeline version (no {MANIFEST}); see `radnet models list`.")
@@ -125,7 +126,7 @@ def open_pipeline_dir(path: str | Path) -> PipelineDir:
 def list_pipelines(models_root: str | Path) -> list[dict[str, Any]]:
     """Every pipeline version under ``models_root`` with its headline facts, newest first."""
     rows = []
-    for manifest_path in sorted(Path(models_root).glob(f"*/*/{MANIFEST}")):
+    for manifest_path in sorted(Path(to_local_path(str(models_root))).glob(f"*/*/{MANIFEST}")):
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         metrics = manifest.get("metrics", {})
         rows.append({

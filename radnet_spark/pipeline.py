@@ -105,6 +105,18 @@ def data_fingerprint(spark: SparkSession, warehouse: str) -> str:
     return fingerprint(sorted(r for r in runs if r))
 
 
+CANONICAL_PARTITIONS = 16
+
+
+def canonical_layout(df: DataFrame, key: str = "sop_instance_uid") -> DataFrame:
+    """Rows in files decided by the key alone, so training streams the same batches on any cluster.
+
+    Hash partitioning into a fixed count and sorting inside each partition make the files' content
+    and order independent of how many executors wrote them (spark.sql.shuffle.partitions, AQE).
+    """
+    return df.repartition(CANONICAL_PARTITIONS, key).sortWithinPartitions(key)
+
+
 def _with_split(df: DataFrame, config: RadnetConfig) -> DataFrame:
     from radnet_spark.splits import split_column
 
@@ -228,11 +240,12 @@ class _Runner:
         tags = self.table("tags")
         t, s = self.config.tags, self.config.split
         # The rules are data: the version used is copied into the pipeline so `label` applies the same.
+        load_bpe_rules(t.bpe_rules_path)  # validate before copying: a bad file fails with one sentence
         rules_source = Path(t.bpe_rules_path) if t.bpe_rules_path else DEFAULT_RULES_PATH
-        load_bpe_rules(str(rules_source))  # validate before copying: a bad file fails with one sentence
-        shutil.copyfile(rules_source, self.pipeline.path(A.BPE_RULES))
+        Path(self.pipeline.path(A.BPE_RULES)).write_bytes(rules_source.read_bytes())
         preprocessing = fit_tag_preprocessing(
-            tags, exclude=KEY_COLUMNS | set(t.exclude_columns), min_fill_rate=t.min_fill_rate, min_distinct=t.min_distinct, max_categories=t.max_categories,
+            tags, exclude=KEY_COLUMNS | set(t.exclude_columns), min_fill_rate=t.min_fill_rate,
+            min_distinct=t.min_distinct, max_categories=t.max_categories,
             categorical_overflow=t.categorical_overflow, imputer=t.imputer,
             missforest_trees=t.missforest_trees, missforest_max_iter=t.missforest_max_iter,
             missforest_max_depth=t.missforest_max_depth, missforest_max_samples=t.missforest_max_samples,
@@ -240,7 +253,7 @@ class _Runner:
         )
         preprocessing.save(self.pipeline.path(A.TAG_PREPROCESSING))
         self.pipeline.record_artifact(A.TAG_PREPROCESSING, features=len(preprocessing.feature_names))
-        write_table(compute_tag_features(tags, self.pipeline), self.warehouse, "tag_features")
+        write_table(canonical_layout(compute_tag_features(tags, self.pipeline)), self.warehouse, "tag_features")
         rules = load_bpe_rules(self.pipeline.path(A.BPE_RULES))
         fill = bpe_fill_rates(add_bpe_columns(tags, rules))
         log.info("BodyPartExamined fill rate: %s", fill)
@@ -267,7 +280,8 @@ class _Runner:
         i = self.config.image
         work_table = "_work/image_training"
         images = _with_split(self.table("images"), self.config).where(F.col("split").isin("train", "validation"))
-        write_table(images.select("sop_instance_uid", "exam_id", "split", "image"), self.warehouse, work_table)
+        write_table(canonical_layout(images.select("sop_instance_uid", "exam_id", "split", "image")), self.warehouse,
+                    work_table)
         embedder = ImageEmbedder(
             filters=i.cae_filters, bottleneck_channels=i.cae_bottleneck_channels,
             image_size=self.config.ingest.image_size, batch_size=i.batch_size, learning_rate=i.learning_rate,

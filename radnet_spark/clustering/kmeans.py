@@ -204,13 +204,17 @@ def sample_matrix(df: DataFrame, features_col: str, max_rows: int, seed: int) ->
     Returns:
         ``(m, d)`` float32 matrix, ``m <= max_rows``.
     """
-    rows = df.select(features_col).where(F.col(features_col).isNotNull())
+    rows = df.where(F.col(features_col).isNotNull())
+    if "sop_instance_uid" in df.columns:
+        # Same rows in the same order whatever the partitioning (k-means++ seeding depends on order).
+        key = F.col("sop_instance_uid")
+        rows = rows.orderBy(F.xxhash64(F.lit(seed), key), key).limit(max_rows)
+    elif rows.count() > max_rows:
+        rows = rows.limit(max_rows)
+    rows = rows.select(features_col)
     total = rows.count()
     if total == 0:
         raise ValueError(f"No rows with a non-null {features_col!r} to fit on.")
-    if total > max_rows:
-        fraction = min(1.0, 1.05 * max_rows / total + 1e-6)
-        rows = rows.sample(withReplacement=False, fraction=fraction, seed=seed).limit(max_rows)
     table = rows.toArrow() if hasattr(rows, "toArrow") else None
     if table is not None:
         matrix, _ = vectors_from_arrow(table.column(features_col))

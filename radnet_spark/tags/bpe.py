@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ SOURCE_DICOM = "dicom"
 SOURCE_UNKNOWN = "unknown"
 RULE_SOURCE_PREFIX = "rule:"
 
-DEFAULT_RULES_PATH = Path(__file__).with_name("bpe_rules.yaml")
+# A Traversable, not a Path: imported from a zip shipped with --py-files the file has no filesystem path.
+DEFAULT_RULES_PATH = files(__package__).joinpath("bpe_rules.yaml")
 
 _TOP_LEVEL_KEYS = {"version", "fields", "definitions", "aliases", "rules", "overrides"}
 _RULE_KEYS = {"id", "label", "patterns", "pattern", "weak"}

@@ -284,16 +284,12 @@ def _training_sample(
     """At most ``limit`` training-split rows of ``columns`` as pandas (falls back to all splits if none)."""
     selected = [sf.col(f"`{c}`").cast("string").alias(c) for c in columns]
     training = tags_df.where(split_column("exam_id", train, validation, seed) == "train")
-    expected = max(rows * train, 1.0)
-    # Over-sample a little so the limit, not the fraction's randomness, decides the sample size.
-    fraction = min(1.0, 1.2 * limit / expected)
-    sample = training.sample(withReplacement=False, fraction=fraction, seed=seed).select(*selected)
-    pdf = sample.limit(limit).toPandas()
+    # Order by a seeded hash of the key: the same rows in the same order whatever the partitioning.
+    order = [sf.xxhash64(sf.lit(seed), sf.col("sop_instance_uid")), sf.col("sop_instance_uid")]
+    pdf = training.orderBy(*order).limit(limit).select(*selected).toPandas()
     if len(pdf) == 0:
         log.warning("No training-split rows in the tags table; fitting the tag preprocessing on all splits.")
-        fraction = min(1.0, 1.2 * limit / max(rows, 1))
-        sample = tags_df.sample(withReplacement=False, fraction=fraction, seed=seed).select(*selected)
-        pdf = sample.limit(limit).toPandas()
+        pdf = tags_df.orderBy(*order).limit(limit).select(*selected).toPandas()
     return pdf
 
 
