@@ -177,6 +177,13 @@ def test_new_files_are_appended_and_duplicates_rejected(spark, dump, warehouse, 
     new_count = len(_disk_files(new_dump))
     assert summary.new_files == new_count
     assert read_table(spark, str(warehouse), "files").count() == before + new_count
+    # Only the copy is a duplicate: the new delivery's own instances are accepted with their images.
+    new_rows = read_table(spark, str(warehouse), "files").where(f"path like '{new_dump}/%'")
+    assert new_rows.where("status = 'ok'").count() == new_count - 1
+    images = read_table(spark, str(warehouse), "images").join(
+        read_table(spark, str(warehouse), "tags").where(f"path like '{new_dump}/%'"), "sop_instance_uid", "left_semi"
+    )
+    assert images.count() == new_count - 1
     duplicate = read_table(spark, str(warehouse), "rejects").where(
         f"path = '{new_dump / 'copy-of-an-existing-instance'}'"
     ).collect()

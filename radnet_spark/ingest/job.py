@@ -170,7 +170,10 @@ def ingest(
         parsed.write.mode("overwrite").parquet(staging)
         existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
         parsed_rows = spark.read.parquet(staging)
-        duplicates = duplicate_paths(parsed_rows, existing_tags).persist()
+        # Written before any table is appended to: evaluated lazily later, the check would see this
+        # run's own new tags rows and call every new file a duplicate of itself.
+        duplicate_paths(parsed_rows, existing_tags).write.mode("overwrite").parquet(f"{staging}_duplicates")
+        duplicates = spark.read.parquet(f"{staging}_duplicates")
         staged = apply_duplicates(parsed_rows, duplicates)
 
         files = staged.select(
@@ -190,8 +193,8 @@ def ingest(
         summary.reject_reasons = {
             row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()
         }
-        duplicates.unpersist()
         shutil.rmtree(to_local_path(staging), ignore_errors=True)
+        shutil.rmtree(to_local_path(f"{staging}_duplicates"), ignore_errors=True)
     listing.unpersist()
 
     if diagnoses_path is not None:
