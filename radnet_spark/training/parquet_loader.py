@@ -357,6 +357,27 @@ class _ImageDecoder:
         return decode_images(array, self.image_size)
 
 
+def _column_dataset(
+    path: str,
+    column: str,
+    decode: Any,
+    to_tensor: Any,
+    row_filter: RowFilter,
+    max_rows: int | None,
+    batch_rows: int,
+    shuffle_buffer: int,
+    seed: int,
+    shuffle: bool,
+) -> ArrowRowDataset:
+    """One Parquet column streamed as decoded rows; unshuffled datasets get no shuffle buffer."""
+    source = ParquetSource(
+        path, [column], row_filter, batch_rows=batch_rows, max_rows=max_rows, seed=seed, shuffle=shuffle
+    )
+    return ArrowRowDataset(
+        source, column, decode, to_tensor, shuffle_buffer=shuffle_buffer if shuffle else 0, seed=seed
+    )
+
+
 def features_dataset(
     path: str,
     *,
@@ -369,12 +390,9 @@ def features_dataset(
     shuffle: bool = True,
 ) -> ArrowRowDataset:
     """Rows of a ``list<float>`` column as float32 vectors (e.g. ``tag_features.features``)."""
-    source = ParquetSource(
-        path, [column], row_filter, batch_rows=batch_rows, max_rows=max_rows, seed=seed, shuffle=shuffle
-    )
-    return ArrowRowDataset(
-        source, column, decode_features, _feature_tensor,
-        shuffle_buffer=shuffle_buffer if shuffle else 0, seed=seed,
+    return _column_dataset(
+        path, column, decode_features, _feature_tensor, row_filter, max_rows, batch_rows, shuffle_buffer, seed,
+        shuffle,
     )
 
 
@@ -391,12 +409,9 @@ def images_dataset(
     shuffle: bool = True,
 ) -> ArrowRowDataset:
     """Rows of a binary image column as float32 1×S×S tensors in [0, 1] (e.g. ``images.image``)."""
-    source = ParquetSource(
-        path, [column], row_filter, batch_rows=batch_rows, max_rows=max_rows, seed=seed, shuffle=shuffle
-    )
-    return ArrowRowDataset(
-        source, column, _ImageDecoder(image_size), _image_tensor,
-        shuffle_buffer=shuffle_buffer if shuffle else 0, seed=seed,
+    return _column_dataset(
+        path, column, _ImageDecoder(image_size), _image_tensor, row_filter, max_rows, batch_rows, shuffle_buffer,
+        seed, shuffle,
     )
 
 
