@@ -4,6 +4,8 @@ Version ranges are the ones tested together (see DESIGN "Measured on this machin
 `constraints.txt` pins the exact set CI and `make` install.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 INSTALL_REQUIRES = [
@@ -50,7 +52,7 @@ setup(
     name="radnet-spark",
     version="0.1.0",
     description="Unsupervised labelling of a hospital PACS dump on Apache Spark (RadiologyNET method).",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",

@@ -40,7 +40,10 @@ class PrivacyConfig:
 @dataclass
 class IngestConfig:
     file_batch_size: int = 64  # files per Arrow batch in the read task; bounds task memory
-    files_per_partition: int = 64
+    # Each read task costs a Python worker round trip (~0.1 s here), so tasks are large; memory stays
+    # bounded by file_batch_size, not by this. At least tasks_per_slot tasks per slot balance the tail.
+    files_per_partition: int = 512
+    tasks_per_slot: int = 4
     max_file_bytes: int = 512 * 1024 * 1024  # larger files are rejected before reading pixels
     max_pixel_bytes: int = 256 * 1024 * 1024  # decoded pixel array cap (huge multi-frame)
     max_files_per_exam: int | None = None  # paper dropped exams with too many files

@@ -11,7 +11,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from radnet_spark.config import load_config
-from radnet_spark.ingest.job import ingest
+from radnet_spark.ingest.job import ingest, read_partitions
 from radnet_spark.synth import DefectRates, generate_pacs
 from radnet_spark.tables import read_table
 
@@ -162,6 +162,16 @@ def test_rerun_on_the_same_dump_changes_nothing(spark, dump, warehouse):
     after = {n: read_table(spark, str(warehouse), n).count() for n in before}
     assert summary.new_files == 0
     assert after == before
+    # Nothing new to parse: the run lists, reads the diagnoses and counts, and says so step by step.
+    assert set(summary.step_seconds) == {"list", "diagnoses", "count"}
+
+
+@pytest.mark.parametrize(
+    ("files", "slots", "expected"),
+    [(2926, 2, 8), (100_000, 2, 196), (100_000, 64, 256), (3, 8, 3), (0, 2, 1)],
+)
+def test_read_tasks_are_large_but_at_least_a_few_per_slot(files, slots, expected):
+    assert read_partitions(files, slots, load_config()) == expected
 
 
 def test_new_files_are_appended_and_duplicates_rejected(spark, dump, warehouse, tmp_path):

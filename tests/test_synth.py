@@ -136,6 +136,26 @@ def test_no_defects_rates_write_a_clean_dump(tmp_path):
     assert all(r["defect"] == "" for r in _ground_truth(tmp_path))
 
 
+def test_parts_with_consecutive_exam_ranges_make_one_larger_dump(tmp_path):
+    # A benchmark grows a dump part by part: the parts must not collide and must equal the whole.
+    whole = tmp_path / "whole"
+    generate_pacs(whole, exams=4, seed=7, workers=1, defect_rates=DefectRates.none())
+    first, second = tmp_path / "first", tmp_path / "second"
+    generate_pacs(first, exams=2, seed=7, workers=1, defect_rates=DefectRates.none(), first_exam=0)
+    generate_pacs(second, exams=2, seed=7, workers=1, defect_rates=DefectRates.none(), first_exam=2)
+
+    def uids(root: Path) -> set[str]:
+        return {r["sop_instance_uid"] for r in _ground_truth(root)}
+
+    def accessions(root: Path) -> set[str]:
+        return {r["accession_number"] for r in _ground_truth(root)}
+
+    assert not uids(first) & uids(second)
+    assert not accessions(first) & accessions(second)
+    assert uids(second) <= uids(whole)
+    assert accessions(second) <= accessions(whole)
+
+
 def test_defect_rates_reject_a_total_above_one():
     with pytest.raises(ValueError, match="sum to at most 1"):
         DefectRates(truncated=0.6, not_dicom=0.6)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from radnet_spark.config import RadnetConfig
 from radnet_spark.dicom.deid import resolve_salt
@@ -45,6 +48,17 @@ class IngestSummary:
     new_files: int
     counts: dict[str, int] = field(default_factory=dict)
     reject_reasons: dict[str, int] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time one step of the job and log it, so a long ingest shows where it is and where time went."""
+        log.info("ingest %s: %s ...", self.run_id, name)
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        self.step_seconds[name] = self.step_seconds.get(name, 0.0) + seconds
+        log.info("ingest %s: %s done in %.1f s", self.run_id, name, seconds)
 
     def __str__(self) -> str:
         lines = [f"ingest run {self.run_id}: {self.new_files} new files"]
@@ -67,6 +81,12 @@ def parse_options(config: RadnetConfig, salt: str) -> ParseOptions:
         keep_dates=config.privacy.keep_dates,
         hash_sop_instance_uid=config.privacy.hash_sop_instance_uid,
     )
+
+
+def read_partitions(new_files: int, slots: int, config: RadnetConfig) -> int:
+    """How many read tasks: files_per_partition each, but never fewer than tasks_per_slot per slot."""
+    by_size = math.ceil(new_files / config.ingest.files_per_partition)
+    return max(1, min(new_files, max(by_size, slots * config.ingest.tasks_per_slot)))
 
 
 def parse_files(listing: DataFrame, options: ParseOptions, batch_rows: int) -> DataFrame:
@@ -124,18 +144,23 @@ def apply_duplicates(staged: DataFrame, duplicates: DataFrame) -> DataFrame:
 
 
 def _tags_table(staged: DataFrame, run_id: str) -> DataFrame:
-    """Explode the JSON tag maps into one string column per keyword (bounded key set)."""
+    """Explode the JSON tag maps into one string column per keyword (bounded key set).
+
+    The key set comes from ``json_object_keys`` (no values materialised); the rows are then parsed
+    once straight into a struct of those keys, cheaper than a map plus one lookup per key.
+    """
     ok = staged.where(F.col("status") == "ok")
-    with_map = ok.withColumn("_tags", F.from_json("tags_json", "map<string,string>"))
     keys = [
         row["key"]
-        for row in with_map.select(F.explode(F.map_keys("_tags")).alias("key")).distinct().orderBy("key").collect()
+        for row in ok.select(F.explode(F.json_object_keys("tags_json")).alias("key")).distinct().orderBy("key").collect()
     ]
     reserved = {c.lower() for c in ("sop_instance_uid", "exam_id", "study_id", "series_id", "path", "ingest_run_id")}
-    tag_columns = [F.col("_tags").getItem(k).alias(k) for k in keys if k.lower() not in reserved]
-    return with_map.select(
+    tag_keys = [k for k in keys if k.lower() not in reserved]
+    schema = StructType([StructField(k, StringType()) for k in tag_keys])
+    parsed = ok.withColumn("_tags", F.from_json("tags_json", schema))
+    return parsed.select(
         "sop_instance_uid", "exam_id", "study_id", "series_id", "path",
-        F.lit(run_id).alias("ingest_run_id"), *tag_columns,
+        F.lit(run_id).alias("ingest_run_id"), *[F.col("_tags").getField(k).alias(k) for k in tag_keys],
     )
 
 
@@ -154,25 +179,28 @@ def ingest(
     salt = resolve_salt(config.privacy.salt_env, Path(to_local_path(warehouse)) / "_private" / "salt")
     options = parse_options(config, salt)
 
-    listing = list_files_distributed(spark, dicom_root)
-    if table_exists(warehouse, "files"):
-        listing = listing.join(read_table(spark, warehouse, "files").select("path"), "path", "left_anti")
-    listing = listing.persist()
-    new_files = listing.count()
+    summary = IngestSummary(run_id=run_id, new_files=0)
+    with summary.step("list"):
+        listing = list_files_distributed(spark, dicom_root)
+        if table_exists(warehouse, "files"):
+            listing = listing.join(read_table(spark, warehouse, "files").select("path"), "path", "left_anti")
+        listing = listing.persist()
+        summary.new_files = new_files = listing.count()
     log.info("ingest %s: %d new files under %s", run_id, new_files, dicom_root)
 
-    summary = IngestSummary(run_id=run_id, new_files=new_files)
     if new_files:
-        partitions = max(1, math.ceil(new_files / config.ingest.files_per_partition))
+        partitions = read_partitions(new_files, spark.sparkContext.defaultParallelism, config)
         parsed = parse_files(listing.repartition(partitions), options, config.ingest.file_batch_size)
         # Parse once into staging; every table is then a column-pruned read of it.
         staging = table_path(warehouse, f"_staging/{run_id}")
-        parsed.write.mode("overwrite").parquet(staging)
+        with summary.step("parse"):
+            parsed.write.mode("overwrite").parquet(staging)
         existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
         parsed_rows = spark.read.parquet(staging)
-        # Written before any table is appended to: evaluated lazily later, the check would see this
-        # run's own new tags rows and call every new file a duplicate of itself.
-        duplicate_paths(parsed_rows, existing_tags).write.mode("overwrite").parquet(f"{staging}_duplicates")
+        with summary.step("deduplicate"):
+            # Written before any table is appended to: evaluated lazily later, the check would see this
+            # run's own new tags rows and call every new file a duplicate of itself.
+            duplicate_paths(parsed_rows, existing_tags).write.mode("overwrite").parquet(f"{staging}_duplicates")
         duplicates = spark.read.parquet(f"{staging}_duplicates")
         staged = apply_duplicates(parsed_rows, duplicates)
 
@@ -185,24 +213,32 @@ def ingest(
             "path", "stage", "reason", "detail", F.lit(run_id).alias("ingest_run_id")
         )
         images = staged.where(F.col("status") == "ok").select(*IMAGE_COLUMNS)
-        write_table(_tags_table(staged, run_id), warehouse, "tags", mode="append")
-        write_table(images, warehouse, "images", mode="append")
-        write_table(rejects, warehouse, "rejects", mode="append")
-        # `files` last: a run killed before this point leaves its files unrecorded, so they are retried.
-        write_table(files, warehouse, "files", mode="append")
+        with summary.step("write tags"):
+            write_table(_tags_table(staged, run_id), warehouse, "tags", mode="append")
+        with summary.step("write images"):
+            write_table(images, warehouse, "images", mode="append")
+        with summary.step("write rejects"):
+            write_table(rejects, warehouse, "rejects", mode="append")
+        with summary.step("write files"):
+            # `files` last: a run killed before this point leaves its files unrecorded, so they are retried.
+            write_table(files, warehouse, "files", mode="append")
         summary.reject_reasons = {
-            row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()
+            row["reason"]: row["count"]
+            for row in read_table(spark, warehouse, "rejects")
+            .where(F.col("ingest_run_id") == run_id).groupBy("reason").count().collect()
         }
         shutil.rmtree(to_local_path(staging), ignore_errors=True)
         shutil.rmtree(to_local_path(f"{staging}_duplicates"), ignore_errors=True)
     listing.unpersist()
 
     if diagnoses_path is not None:
-        _ingest_diagnoses(spark, diagnoses_path, warehouse, config, salt, run_id, summary)
+        with summary.step("diagnoses"):
+            _ingest_diagnoses(spark, diagnoses_path, warehouse, config, salt, run_id, summary)
 
-    for name in ("files", "tags", "images", "diagnoses", "rejects"):
-        if table_exists(warehouse, name):
-            summary.counts[name] = read_table(spark, warehouse, name).count()
+    with summary.step("count"):
+        for name in ("files", "tags", "images", "diagnoses", "rejects"):
+            if table_exists(warehouse, name):
+                summary.counts[name] = read_table(spark, warehouse, name).count()
     return summary
 
 

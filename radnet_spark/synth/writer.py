@@ -389,7 +389,7 @@ def _generate_exam(task: tuple) -> tuple[list[dict], tuple[str, str] | None]:
 
 def generate_pacs(out_dir: Path, exams: int, seed: int, language: str = "hr", missing_bpe_share: float = 0.45,
                   defect_rates: DefectRates | None = None, workers: int | None = None,
-                  progress: bool = False) -> SynthSummary:
+                  progress: bool = False, first_exam: int = 0) -> SynthSummary:
     """Write a synthetic, realistic PACS dump with known ground truth.
 
     Args:
@@ -403,6 +403,9 @@ def generate_pacs(out_dir: Path, exams: int, seed: int, language: str = "hr", mi
             not depend on it: exam ``i`` is drawn from its own stream seeded by ``(seed, i)`` (only the
             pool of recurring patients scales with ``exams``).
         progress: show a progress bar over exams.
+        first_exam: index of the first exam. Dumps generated with the same seed and consecutive,
+            non-overlapping ranges are disjoint parts of one larger dump (unique accession numbers and
+            UIDs), so a benchmark can grow a dump by adding parts instead of regenerating it.
 
     Returns:
         Counts of what was written.
@@ -417,7 +420,10 @@ def generate_pacs(out_dir: Path, exams: int, seed: int, language: str = "hr", mi
     out_dir = Path(out_dir)
     (out_dir / "dicom").mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
-    tasks = [(str(out_dir), seed, e, exams, language, missing_bpe_share, rates) for e in range(exams)]
+    if first_exam < 0:
+        raise ValueError(f"first_exam must be at least 0, got {first_exam}.")
+    last_exam = first_exam + exams
+    tasks = [(str(out_dir), seed, e, last_exam, language, missing_bpe_share, rates) for e in range(first_exam, last_exam)]
     started = time.perf_counter()
     if workers == 1:
         results = map(generate_exam, tasks)
