@@ -115,6 +115,7 @@ class TextConfig:
     epochs: int = 50
     lda_topics: int = 20
     seed: int = 42
+    max_train_docs: int = 200_000  # distinct training diagnoses doc2vec trains on, on the driver
 
 
 @dataclass

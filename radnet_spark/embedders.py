@@ -246,7 +246,7 @@ class TagEmbedder:
         patience: int = 5,
         pca_components: int = 50,
         train_sample_rows: int | None = None,
-        validation_sample_rows: int | None = None,
+        validation_sample_rows: int | None = 5_000,
         pca_sample_rows: int = 20_000,
         column: str = "features",
         seed: int = 42,

@@ -117,6 +117,31 @@ def canonical_layout(df: DataFrame, key: str = "sop_instance_uid") -> DataFrame:
     return df.repartition(CANONICAL_PARTITIONS, key).sortWithinPartitions(key)
 
 
+IMAGE_VALIDATION_ROWS = 5_000  # ImageEmbedder's validation sample
+IMAGE_PCA_ROWS = 20_000  # ImageEmbedder's PCA sample
+
+
+def _bounded_training_images(images: DataFrame, train_sample_rows: int | None, seed: int) -> DataFrame:
+    """Only as many training/validation images as the image embedder can read, picked by key hash.
+
+    The embedder samples at most ``train_sample_rows`` training rows (and fixed-size validation and
+    PCA samples); copying every image of a 1.3M dump into its work table would move ~20 GB for that.
+    """
+    from radnet_spark.sampling import candidate_fraction, hash_threshold
+
+    counts = {row["split"]: row["count"] for row in images.groupBy("split").count().collect()}
+    wanted = {
+        "train": max(train_sample_rows or counts.get("train", 0), IMAGE_PCA_ROWS),
+        "validation": IMAGE_VALIDATION_ROWS,
+    }
+    rank = F.xxhash64(F.lit(seed), F.col("sop_instance_uid"))
+    keep = F.lit(False)
+    for split, rows in wanted.items():
+        limit = hash_threshold(candidate_fraction(rows, counts.get(split, 0)))
+        keep = keep | ((F.col("split") == split) & (rank < F.lit(limit)))
+    return images.where(keep)
+
+
 def _with_split(df: DataFrame, config: RadnetConfig) -> DataFrame:
     from radnet_spark.splits import split_column
 
@@ -280,6 +305,7 @@ class _Runner:
         i = self.config.image
         work_table = "_work/image_training"
         images = _with_split(self.table("images"), self.config).where(F.col("split").isin("train", "validation"))
+        images = _bounded_training_images(images, i.train_sample_rows, self.config.split.seed)
         write_table(canonical_layout(images.select("sop_instance_uid", "exam_id", "split", "image")), self.warehouse,
                     work_table)
         embedder = ImageEmbedder(
@@ -301,16 +327,21 @@ class _Runner:
         embedder = fit_diagnosis_embedder(
             _with_split(self.table("diagnoses"), self.config), kind=x.embedder,
             min_word_frequency=x.min_word_frequency, vector_size=x.vector_size, window=x.window,
-            epochs=x.epochs, seed=x.seed,
+            epochs=x.epochs, seed=x.seed, max_train_docs=x.max_train_docs,
         )
         embedder.save(self.pipeline.path(A.DIAGNOSIS_EMBEDDER))
         self.pipeline.record_artifact(A.DIAGNOSIS_EMBEDDER, kind=x.embedder, size=embedder.dimension)
         return {"dimension": embedder.dimension}
 
     def embed(self, view: str) -> dict[str, Any]:
+        from radnet_spark.inference import arrow_batch_rows
+
         source = {"tags": "tag_features", "image": "images", "diagnosis": "diagnoses"}[view]
-        write_table(embed_view(view, self.table(source), self.pipeline, self.config), self.warehouse,
-                    VIEW_TABLES[view])
+        # Image rows carry 16 KB each: a spark-submit session without our defaults would send Spark's
+        # default 10,000 rows per Arrow batch to a worker, so the batch is bounded here.
+        with arrow_batch_rows(self.spark, self.config.image.inference_batch_rows):
+            write_table(embed_view(view, self.table(source), self.pipeline, self.config), self.warehouse,
+                        VIEW_TABLES[view])
         return {}
 
     def instances(self) -> DataFrame:
@@ -587,7 +618,10 @@ def label(
         embeddings[view] = embed_view(view, source, pipeline, config)
     instances = _with_split(keys, config)
     assigned = fuse_and_assign(embeddings, instances, pipeline)
-    write_labels(_labels_rows(assigned, todo, pipeline, run_id), warehouse, overwrite_version=False)
+    from radnet_spark.inference import arrow_batch_rows
+
+    with arrow_batch_rows(spark, config.image.inference_batch_rows):  # see _Runner.embed
+        write_labels(_labels_rows(assigned, todo, pipeline, run_id), warehouse, overwrite_version=False)
     todo.unpersist()
 
     labels = read_table(spark, warehouse, "labels").where(F.col("pipeline_version") == pipeline.version)

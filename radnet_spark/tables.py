@@ -42,5 +42,9 @@ def read_table(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
 
 def write_table(df: DataFrame, warehouse: str, name: str, mode: str = "overwrite") -> str:
     path = table_path(warehouse, name)
-    df.write.mode(mode).option("maxRecordsPerFile", MAX_RECORDS_PER_FILE).parquet(path)
+    writer = df.write.mode(mode).option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+    if "image" in df.columns:
+        # Every image is distinct: a dictionary for the column is built, then thrown away, per page.
+        writer = writer.option("parquet.enable.dictionary#image", "false")
+    writer.parquet(path)
     return path

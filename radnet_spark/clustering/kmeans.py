@@ -33,6 +33,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from radnet_spark.sampling import smallest_hash_rows
+
 log = logging.getLogger(__name__)
 
 DISTANCES = ("euclidean", "cosine")
@@ -208,18 +210,20 @@ def sample_matrix(df: DataFrame, features_col: str, max_rows: int, seed: int) ->
     if "sop_instance_uid" in df.columns:
         # Same rows in the same order whatever the partitioning (k-means++ seeding depends on order).
         key = F.col("sop_instance_uid")
-        rows = rows.orderBy(F.xxhash64(F.lit(seed), key), key).limit(max_rows)
-    elif rows.count() > max_rows:
+        rows = smallest_hash_rows(rows, max_rows, F.xxhash64(F.lit(seed), key), [key])
+    else:
         rows = rows.limit(max_rows)
     rows = rows.select(features_col)
-    total = rows.count()
-    if total == 0:
-        raise ValueError(f"No rows with a non-null {features_col!r} to fit on.")
     table = rows.toArrow() if hasattr(rows, "toArrow") else None
     if table is not None:
+        if table.num_rows == 0:
+            raise ValueError(f"No rows with a non-null {features_col!r} to fit on.")
         matrix, _ = vectors_from_arrow(table.column(features_col))
         return matrix
-    return np.stack(rows.toPandas()[features_col].to_numpy()).astype(np.float32)
+    frame = rows.toPandas()
+    if len(frame) == 0:
+        raise ValueError(f"No rows with a non-null {features_col!r} to fit on.")
+    return np.stack(frame[features_col].to_numpy()).astype(np.float32)
 
 
 def native_blas_hint() -> str | None:

@@ -273,21 +273,24 @@ def sample_images(
 ) -> dict[int, list[np.ndarray]]:
     """At most ``per_cluster`` images per cluster, picked in Spark by a seeded hash order.
 
-    Only the picked rows reach the driver (``row_number`` over a window per cluster).
+    The picking ranks keys only; the image bytes of the few picked rows (k × per_cluster) are joined
+    afterwards, so no image crosses a shuffle and only the picked rows reach the driver.
     """
-    ranked = (
+    picked = (
         assignments.where(F.col(cluster_col).isNotNull())
         .select("sop_instance_uid", F.col(cluster_col).alias("cluster"))
-        .join(images.select("sop_instance_uid", "image", "image_size"), "sop_instance_uid")
         .withColumn(
             "_rank",
             F.row_number().over(
-                Window.partitionBy("cluster").orderBy(F.xxhash64("sop_instance_uid", F.lit(seed)))
+                Window.partitionBy("cluster").orderBy(F.xxhash64("sop_instance_uid", F.lit(seed)), "sop_instance_uid")
             ),
         )
         .where(F.col("_rank") <= per_cluster)
-        .select("cluster", "image", "image_size")
+        .select("sop_instance_uid", "cluster")
     )
+    ranked = images.select("sop_instance_uid", "image", "image_size").join(
+        F.broadcast(picked), "sop_instance_uid"
+    ).select("cluster", "image", "image_size")
     result: dict[int, list[np.ndarray]] = {}
     for row in ranked.collect():
         size = int(row["image_size"])

@@ -34,6 +34,9 @@ from radnet_spark.tables import read_table, table_exists, table_path, write_tabl
 
 log = logging.getLogger(__name__)
 
+# Target rows per Parquet file of the narrow tables (~100 MB of files/rejects rows, ~150 MB of tags).
+NARROW_ROWS_PER_FILE = 500_000
+TAGS_ROWS_PER_FILE = 50_000
 REJECTS_SCHEMA = "path string, stage string, reason string, detail string, ingest_run_id string"
 IMAGE_COLUMNS = [
     "sop_instance_uid", "exam_id", "image", "image_size", "original_rows", "original_columns",
@@ -115,7 +118,7 @@ def duplicate_paths(staged: DataFrame, existing_keys: DataFrame | None) -> DataF
     """Paths of files whose SOPInstanceUID another file already holds (in this run or an earlier one).
 
     Reads only key columns of the staged rows, so the image bytes are not shuffled; the result is
-    small and is broadcast when the tables are written.
+    small in the usual case (adaptive execution then broadcasts it).
     """
     ok = staged.where(F.col("status") == "ok").select("path", "sop_instance_uid")
     ranked = ok.withColumn("_rank", F.row_number().over(Window.partitionBy("sop_instance_uid").orderBy("path")))
@@ -128,7 +131,7 @@ def duplicate_paths(staged: DataFrame, existing_keys: DataFrame | None) -> DataF
 
 def apply_duplicates(staged: DataFrame, duplicates: DataFrame) -> DataFrame:
     """Turn duplicate files into rejects with reason ``duplicate_sop_instance_uid``."""
-    flagged = staged.join(F.broadcast(duplicates), "path", "left")
+    flagged = staged.join(duplicates, "path", "left")  # AQE broadcasts it when small
     duplicate = F.col("_duplicate").isNotNull()
     replacements = {
         "status": F.lit("rejected"),
@@ -194,7 +197,12 @@ def ingest(
         # Parse once into staging; every table is then a column-pruned read of it.
         staging = table_path(warehouse, f"_staging/{run_id}")
         with summary.step("parse"):
-            parsed.write.mode("overwrite").parquet(staging)
+            # Staging is read back at once and deleted: a fast codec, and no dictionary attempts on
+            # columns whose values are all distinct (images, tag JSON), save executor CPU.
+            (parsed.write.mode("overwrite").option("compression", "lz4")
+             .option("parquet.enable.dictionary#image", "false")
+             .option("parquet.enable.dictionary#tags_json", "false")
+             .parquet(staging))
         existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
         parsed_rows = spark.read.parquet(staging)
         with summary.step("deduplicate"):
@@ -213,15 +221,18 @@ def ingest(
             "path", "stage", "reason", "detail", F.lit(run_id).alias("ingest_run_id")
         )
         images = staged.where(F.col("status") == "ok").select(*IMAGE_COLUMNS)
+        # Narrow tables would otherwise get one small file per staging split (hundreds per run at scale).
+        narrow_files = math.ceil(new_files / NARROW_ROWS_PER_FILE)
         with summary.step("write tags"):
-            write_table(_tags_table(staged, run_id), warehouse, "tags", mode="append")
+            write_table(_tags_table(staged, run_id).coalesce(math.ceil(new_files / TAGS_ROWS_PER_FILE)),
+                        warehouse, "tags", mode="append")
         with summary.step("write images"):
             write_table(images, warehouse, "images", mode="append")
         with summary.step("write rejects"):
-            write_table(rejects, warehouse, "rejects", mode="append")
+            write_table(rejects.coalesce(narrow_files), warehouse, "rejects", mode="append")
         with summary.step("write files"):
             # `files` last: a run killed before this point leaves its files unrecorded, so they are retried.
-            write_table(files, warehouse, "files", mode="append")
+            write_table(files.coalesce(narrow_files), warehouse, "files", mode="append")
         summary.reject_reasons = {
             row["reason"]: row["count"]
             for row in read_table(spark, warehouse, "rejects")

@@ -30,6 +30,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as sf
 
 from radnet_spark.errors import PipelineError, UserError
+from radnet_spark.sampling import smallest_hash_rows
 from radnet_spark.splits import split_column
 from radnet_spark.tags.encoding import TagEncoder
 from radnet_spark.tags.missforest import SimpleTagImputer, load_imputer, make_imputer, normalise_tag_frame
@@ -285,11 +286,11 @@ def _training_sample(
     selected = [sf.col(f"`{c}`").cast("string").alias(c) for c in columns]
     training = tags_df.where(split_column("exam_id", train, validation, seed) == "train")
     # Order by a seeded hash of the key: the same rows in the same order whatever the partitioning.
-    order = [sf.xxhash64(sf.lit(seed), sf.col("sop_instance_uid")), sf.col("sop_instance_uid")]
-    pdf = training.orderBy(*order).limit(limit).select(*selected).toPandas()
+    rank, key = sf.xxhash64(sf.lit(seed), sf.col("sop_instance_uid")), sf.col("sop_instance_uid")
+    pdf = smallest_hash_rows(training, limit, rank, [key]).select(*selected).toPandas()
     if len(pdf) == 0:
         log.warning("No training-split rows in the tags table; fitting the tag preprocessing on all splits.")
-        pdf = tags_df.orderBy(*order).limit(limit).select(*selected).toPandas()
+        pdf = smallest_hash_rows(tags_df, limit, rank, [key], total=rows).select(*selected).toPandas()
     return pdf
 
 

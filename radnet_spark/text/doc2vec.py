@@ -27,6 +27,7 @@ from pyspark.sql import functions as F  # noqa: N812 (the PySpark convention)
 from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
 from radnet_spark.errors import PipelineError
+from radnet_spark.sampling import smallest_hash_rows
 from radnet_spark.storage import to_local_path
 from radnet_spark.text.vocabulary import training_rows
 
@@ -213,7 +214,8 @@ def sample_training_documents(
         .withColumn("_text", F.concat_ws(_SEPARATOR, "stems"))
         .withColumn("_rank", F.xxhash64(F.col("_text"), F.lit(seed)))
     )
-    rows = distinct.orderBy("_rank", "_text").limit(max_train_docs).select("stems", "_rank", "_text").collect()
+    sample = smallest_hash_rows(distinct, max_train_docs, F.col("_rank"), ["_text"])
+    rows = sample.select("stems", "_rank", "_text").collect()
     rows.sort(key=lambda row: (row["_rank"], row["_text"]))
     return [list(row["stems"]) for row in rows]
 
