@@ -175,7 +175,7 @@ def _ingest_steps(log_path: Path) -> dict[str, float]:
         # "ingest <run id>: <step> done in <seconds> s" (radnet_spark.ingest.job.IngestSummary.step)
         if "ingest " in line and " done in " in line:
             head, _, tail = line.rpartition(" done in ")
-            name = head.split(": ", 1)[-1]
+            name = head.rsplit(": ", 1)[-1]
             steps[name] = steps.get(name, 0.0) + float(tail.split()[0])
     return steps
 
@@ -317,6 +317,17 @@ def markdown(rows: list[dict], outputs: list[dict], slope_from: int, slope_to: i
     return "\n".join(lines)
 
 
+def ingest_steps_markdown(rows: list[dict]) -> str:
+    ingest = sorted((r for r in rows if r["stage"] == "ingest" and r.get("detail")), key=lambda r: r["files"])
+    steps = [json.loads(r["detail"]) for r in ingest]
+    names = list(dict.fromkeys(name for step in steps for name in step))
+    lines = ["| ingest step | " + " | ".join(f"N={r['files']}" for r in ingest) + " |",
+             "|---|" + "---|" * len(ingest)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{step.get(name, 0):.1f}" for step in steps) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000, 8000, 16000])
@@ -329,25 +340,26 @@ def main() -> None:
     parser.add_argument("--slope-from", type=int, default=2000)
     parser.add_argument("--slope-to", type=int, default=16000)
     parser.add_argument("--keep", action="store_true", help="keep each N's warehouse (default: removed after)")
+    parser.add_argument("--report-only", action="store_true", help="redo the tables and plot from scale.csv")
     args = parser.parse_args()
 
     data, out = Path(args.data).resolve(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    parts = ensure_parts(data, max(args.sizes), args.part_exams, args.seed)
+    parts = [] if args.report_only else ensure_parts(data, max(args.sizes), args.part_exams, args.seed)
     csv_path = out / "scale.csv"
     rows: list[dict] = []
     outputs: list[dict] = []
     if csv_path.exists():  # measurements of other sizes from earlier invocations are kept
         with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = [r for r in csv.DictReader(handle) if int(r["n"]) not in args.sizes]
+            rows = [r for r in csv.DictReader(handle) if args.report_only or int(r["n"]) not in args.sizes]
         for r in rows:
             for key in ("n", "files", "driver_rss", "jvm_rss", "worker_rss_max", "workers_rss_total"):
                 r[key] = int(r[key])
             r["seconds"], r["rows_per_s"] = float(r["seconds"]), float(r["rows_per_s"])
     outputs_path = out / "outputs.json"
     if outputs_path.exists():
-        outputs = [o for o in json.loads(outputs_path.read_text()) if o["n"] not in args.sizes]
-    for size in sorted(args.sizes):
+        outputs = [o for o in json.loads(outputs_path.read_text()) if args.report_only or o["n"] not in args.sizes]
+    for size in [] if args.report_only else sorted(args.sizes):
         dump, files = dump_for(data, parts, size)
         print(f"N={size}: {files} files, running ingest + run on local[{args.cores}] ...", flush=True)
         work = data / "runs" / f"n{size}"
@@ -363,8 +375,14 @@ def main() -> None:
         outputs_path.write_text(json.dumps(outputs, indent=1))
         if not args.keep:
             shutil.rmtree(work / "warehouse", ignore_errors=True)
+    for row in rows:  # ingest step seconds from the kept logs (the summary logs each step)
+        log_path = data / "runs" / f"n{row['n']}" / "ingest.log"
+        if row["stage"] == "ingest" and log_path.exists():
+            row["detail"] = json.dumps({k: round(v, 2) for k, v in _ingest_steps(log_path).items()})
     plot(rows, out / "scale.png")
     print(markdown(rows, outputs, args.slope_from, args.slope_to))
+    print()
+    print(ingest_steps_markdown(rows))
 
 
 if __name__ == "__main__":
