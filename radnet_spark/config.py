@@ -102,6 +102,8 @@ class ImageConfig:
     max_epochs: int = 40
     patience: int = 5
     train_sample_rows: int = 50_000
+    validation_sample_rows: int = 5_000  # validation images scored per epoch
+    pca_sample_rows: int = 20_000  # images whose codes the PCA is fitted on
     pca_components: int | None = 500  # None: use the flattened code as is
     inference_batch_rows: int = 256
 

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 
 from radnet_spark import artifacts as A
 from radnet_spark.artifacts import PipelineDir, create_pipeline_dir, fingerprint, open_pipeline_dir
-from radnet_spark.config import RadnetConfig, write_effective_config
+from radnet_spark.config import ImageConfig, RadnetConfig, write_effective_config
 from radnet_spark.errors import PipelineError
 from radnet_spark.storage import to_local_path
 from radnet_spark.tables import read_table, table_exists, table_path, write_table
@@ -117,11 +117,7 @@ def canonical_layout(df: DataFrame, key: str = "sop_instance_uid") -> DataFrame:
     return df.repartition(CANONICAL_PARTITIONS, key).sortWithinPartitions(key)
 
 
-IMAGE_VALIDATION_ROWS = 5_000  # ImageEmbedder's validation sample
-IMAGE_PCA_ROWS = 20_000  # ImageEmbedder's PCA sample
-
-
-def _bounded_training_images(images: DataFrame, train_sample_rows: int | None, seed: int) -> DataFrame:
+def _bounded_training_images(images: DataFrame, image: ImageConfig, seed: int) -> DataFrame:
     """Only as many training/validation images as the image embedder can read, picked by key hash.
 
     The embedder samples at most ``train_sample_rows`` training rows (and fixed-size validation and
@@ -131,8 +127,8 @@ def _bounded_training_images(images: DataFrame, train_sample_rows: int | None, s
 
     counts = {row["split"]: row["count"] for row in images.groupBy("split").count().collect()}
     wanted = {
-        "train": max(train_sample_rows or counts.get("train", 0), IMAGE_PCA_ROWS),
-        "validation": IMAGE_VALIDATION_ROWS,
+        "train": max(image.train_sample_rows or counts.get("train", 0), image.pca_sample_rows),
+        "validation": image.validation_sample_rows,
     }
     rank = F.xxhash64(F.lit(seed), F.col("sop_instance_uid"))
     keep = F.lit(False)
@@ -305,14 +301,15 @@ class _Runner:
         i = self.config.image
         work_table = "_work/image_training"
         images = _with_split(self.table("images"), self.config).where(F.col("split").isin("train", "validation"))
-        images = _bounded_training_images(images, i.train_sample_rows, self.config.split.seed)
+        images = _bounded_training_images(images, i, self.config.split.seed)
         write_table(canonical_layout(images.select("sop_instance_uid", "exam_id", "split", "image")), self.warehouse,
                     work_table)
         embedder = ImageEmbedder(
             filters=i.cae_filters, bottleneck_channels=i.cae_bottleneck_channels,
             image_size=self.config.ingest.image_size, batch_size=i.batch_size, learning_rate=i.learning_rate,
             max_epochs=i.max_epochs, patience=i.patience, train_sample_rows=i.train_sample_rows,
-            pca_components=i.pca_components, seed=self.config.split.seed,
+            validation_sample_rows=i.validation_sample_rows, pca_components=i.pca_components,
+            pca_sample_rows=i.pca_sample_rows, seed=self.config.split.seed,
         )
         embedder.fit(table_path(self.warehouse, work_table))
         embedder.save(self.pipeline.path(A.IMAGE_EMBEDDER))

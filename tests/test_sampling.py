@@ -45,3 +45,18 @@ def test_sample_filters_candidates_before_sorting(spark):
     sample = smallest_hash_rows(df, 10, F.xxhash64(F.lit(1), F.col("key")), ["key"], total=100_000)
     plan = sample._jdf.queryExecution().optimizedPlan().toString()
     assert "Filter" in plan
+
+
+def test_image_training_copy_holds_only_what_the_embedder_reads(spark):
+    from radnet_spark.config import ImageConfig
+    from radnet_spark.pipeline import _bounded_training_images
+
+    images = spark.range(0, 6000, numPartitions=4).select(
+        F.concat(F.lit("uid-"), F.col("id").cast("string")).alias("sop_instance_uid"),
+        F.when(F.col("id") % 5 == 0, "validation").otherwise("train").alias("split"),
+    )
+    settings = ImageConfig(train_sample_rows=300, pca_sample_rows=500, validation_sample_rows=100)
+    kept = {r["split"]: r["count"] for r in _bounded_training_images(images, settings, 42).groupBy("split").count().collect()}
+    # Enough rows for every sample the embedder draws, and not much more (the six-sigma margin).
+    assert 500 <= kept["train"] <= 500 + 6 * 500**0.5 + 64 + 100
+    assert 100 <= kept["validation"] <= 100 + 6 * 100**0.5 + 64 + 50
