@@ -302,8 +302,10 @@ class _Runner:
         work_table = "_work/image_training"
         images = _with_split(self.table("images"), self.config).where(F.col("split").isin("train", "validation"))
         images = _bounded_training_images(images, i, self.config.split.seed)
+        # One folder per split: each epoch's validation pass then reads validation files only, instead of
+        # decoding every row group's images to filter them by split.
         write_table(canonical_layout(images.select("sop_instance_uid", "exam_id", "split", "image")), self.warehouse,
-                    work_table)
+                    work_table, partition_by="split")
         embedder = ImageEmbedder(
             filters=i.cae_filters, bottleneck_channels=i.cae_bottleneck_channels,
             image_size=self.config.ingest.image_size, batch_size=i.batch_size, learning_rate=i.learning_rate,

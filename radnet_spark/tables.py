@@ -40,9 +40,13 @@ def read_table(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
     return spark.read.option("mergeSchema", "true").parquet(table_path(warehouse, name))
 
 
-def write_table(df: DataFrame, warehouse: str, name: str, mode: str = "overwrite") -> str:
+def write_table(
+    df: DataFrame, warehouse: str, name: str, mode: str = "overwrite", partition_by: str | None = None
+) -> str:
     path = table_path(warehouse, name)
     writer = df.write.mode(mode).option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+    if partition_by is not None:
+        writer = writer.partitionBy(partition_by)
     if "image" in df.columns:
         # Every image is distinct: a dictionary for the column is built, then thrown away, per page.
         writer = writer.option("parquet.enable.dictionary#image", "false")

@@ -173,3 +173,15 @@ def test_any_batch_source_can_feed_the_dataset():
     assert isinstance(source, BatchSource)
     dataset = ArrowRowDataset(source, "features", decode_features, torch.from_numpy)
     assert sorted(float(row[0]) for row in dataset) == [1.0, 2.0]
+
+
+def test_split_filters_prune_a_table_partitioned_by_split(tmp_path):
+    # Image training writes its work table with one folder per split; the filters must still select.
+    import pyarrow.dataset as pads
+
+    from radnet_spark.embedders import TRAIN_ROWS, VALIDATION_ROWS
+
+    table = pa.table({"image": [b"x" * 4] * 10, "split": ["train"] * 7 + ["validation"] * 3})
+    pads.write_dataset(table, tmp_path, format="parquet", partitioning=["split"], partitioning_flavor="hive")
+    assert ParquetSource(str(tmp_path), ["image"], VALIDATION_ROWS, max_rows=5, shuffle=False).num_rows() == 3
+    assert ParquetSource(str(tmp_path), ["image"], TRAIN_ROWS, max_rows=100).num_rows() == 7
