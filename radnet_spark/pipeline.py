@@ -123,7 +123,7 @@ def _bounded_training_images(images: DataFrame, image: ImageConfig, seed: int) -
     The embedder samples at most ``train_sample_rows`` training rows (and fixed-size validation and
     PCA samples); copying every image of a 1.3M dump into its work table would move ~20 GB for that.
     """
-    from radnet_spark.sampling import candidate_fraction, hash_threshold
+    from radnet_spark.sampling import hash_candidates
 
     counts = {row["split"]: row["count"] for row in images.groupBy("split").count().collect()}
     wanted = {
@@ -133,8 +133,7 @@ def _bounded_training_images(images: DataFrame, image: ImageConfig, seed: int) -
     rank = F.xxhash64(F.lit(seed), F.col("sop_instance_uid"))
     keep = F.lit(False)
     for split, rows in wanted.items():
-        limit = hash_threshold(candidate_fraction(rows, counts.get(split, 0)))
-        keep = keep | ((F.col("split") == split) & (rank < F.lit(limit)))
+        keep = keep | ((F.col("split") == split) & hash_candidates(rank, rows, counts.get(split, 0)))
     return images.where(keep)
 
 

@@ -30,6 +30,12 @@ def hash_threshold(fraction: float) -> int:
     return min(2**63 - 1, int(-(2**63) + fraction * 2**64))
 
 
+def hash_candidates(rank: Column, max_rows: int, total: int) -> Column:
+    """Predicate keeping about ``max_rows`` of ``total`` rows (plus the margin) by their hash ``rank``."""
+    fraction = candidate_fraction(max_rows, total)
+    return F.lit(True) if fraction >= 1.0 else rank < F.lit(hash_threshold(fraction))
+
+
 def smallest_hash_rows(
     df: DataFrame, max_rows: int, rank: Column, tiebreak: Sequence[Column | str] = (), total: int | None = None
 ) -> DataFrame:
@@ -43,8 +49,5 @@ def smallest_hash_rows(
         total: Rows in ``df`` when the caller already counted them (saves a pass).
     """
     total = df.count() if total is None else total
-    ranked = df.withColumn(_RANK, rank)
-    fraction = candidate_fraction(max_rows, total)
-    if fraction < 1.0:
-        ranked = ranked.where(F.col(_RANK) < F.lit(hash_threshold(fraction)))
+    ranked = df.withColumn(_RANK, rank).where(hash_candidates(F.col(_RANK), max_rows, total))
     return ranked.orderBy(F.col(_RANK), *tiebreak).limit(max_rows).drop(_RANK)

@@ -214,15 +214,13 @@ def sample_matrix(df: DataFrame, features_col: str, max_rows: int, seed: int) ->
     else:
         rows = rows.limit(max_rows)
     rows = rows.select(features_col)
+    # One pass: the sample is fetched once and its size read from what arrived.
     table = rows.toArrow() if hasattr(rows, "toArrow") else None
-    if table is not None:
-        if table.num_rows == 0:
-            raise ValueError(f"No rows with a non-null {features_col!r} to fit on.")
-        matrix, _ = vectors_from_arrow(table.column(features_col))
-        return matrix
-    frame = rows.toPandas()
-    if len(frame) == 0:
+    frame = rows.toPandas() if table is None else None
+    if (table.num_rows if table is not None else len(frame)) == 0:
         raise ValueError(f"No rows with a non-null {features_col!r} to fit on.")
+    if table is not None:
+        return vectors_from_arrow(table.column(features_col))[0]
     return np.stack(frame[features_col].to_numpy()).astype(np.float32)
 
 
