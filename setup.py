@@ -57,7 +57,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["radnet_spark", "radnet_spark.*"]),
-    package_data={"radnet_spark": ["tags/*.yaml", "conf/*.conf"]},
+    package_data={"radnet_spark": ["tags/*.yaml", "conf/*.conf", "conf/*.properties"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["radnet=radnet_spark.cli:main"]},

@@ -29,13 +29,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="override one setting, e.g. --set ingest.image_size=256 (repeatable)",
     )
     parser.add_argument("--master", help="Spark master (default: spark-submit's, $SPARK_MASTER, or local[*])")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug details and Spark's own INFO/WARN lines")
 
 
 def _config(args: argparse.Namespace) -> RadnetConfig:
-    config = load_config(args.config, args.overrides)
+    return _runtime_flags(load_config(args.config, args.overrides), args)
+
+
+def _runtime_flags(config: RadnetConfig, args: argparse.Namespace) -> RadnetConfig:
+    """Apply the flags every Spark command shares (``--master``, ``--verbose``) to the config."""
     if getattr(args, "master", None):
         config.spark.master = args.master
+    if getattr(args, "verbose", False):
+        config.spark.quiet_logs = False
     return config
 
 
@@ -91,10 +98,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
+    from radnet_spark.artifacts import open_pipeline_dir
+    from radnet_spark.config import label_config, read_settings
+    from radnet_spark.storage import require_directory, require_file
+
+    require_directory(args.dicom, "DICOM folder")
+    if args.diagnoses:
+        require_file(args.diagnoses, "Diagnoses file")
+    # The pipeline fixes what is computed; the user's settings may only change how label runs.
+    pipeline = open_pipeline_dir(args.pipeline)
+    config = _runtime_flags(
+        label_config(pipeline.config(), read_settings(args.config, args.overrides), args.pipeline), args
+    )
     from radnet_spark.pipeline import label
 
-    config, spark = _check_inputs_and_start(args)
-    print(label(spark, args.pipeline, args.dicom, args.diagnoses, args.out, config))
+    print(label(_spark(config), args.pipeline, args.dicom, args.diagnoses, args.out, config))
     return 0
 
 

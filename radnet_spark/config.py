@@ -7,15 +7,20 @@ written next to every job's output so a run can be reproduced.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+
+# The allowed values of every enumerated setting live in its type: `_coerce` checks them while the
+# config is loaded, so a typo fails in one sentence before Spark starts.
+ViewName = Literal["tags", "image", "diagnosis"]
 
 
 class ConfigError(ValueError):
@@ -28,6 +33,7 @@ class SparkConfig:
     app_name: str = "radnet-spark"
     defaults_file: str | None = None  # None: the repository's spark-defaults.conf when present
     conf: dict[str, str] = field(default_factory=dict)
+    quiet_logs: bool = True  # keep Spark's own INFO/WARN lines off the terminal (`--verbose` sets False)
 
 
 @dataclass
@@ -46,7 +52,6 @@ class IngestConfig:
     tasks_per_slot: int = 4
     max_file_bytes: int = 512 * 1024 * 1024  # larger files are rejected before reading pixels
     max_pixel_bytes: int = 256 * 1024 * 1024  # decoded pixel array cap (huge multi-frame)
-    max_files_per_exam: int | None = None  # paper dropped exams with too many files
     image_size: int = 128
     min_max_value: int = 64  # value policy: drop images whose maximum is below
     min_distinct_ratio: float = 0.1
@@ -57,7 +62,6 @@ class IngestConfig:
     diagnoses_text_column: str = "diagnosis"
     min_diagnosis_chars: int = 10
     stem_language: str = "croatian"
-    dicom_extensions: list[str] = field(default_factory=list)  # empty: every file is a candidate
 
 
 @dataclass
@@ -73,8 +77,8 @@ class TagsConfig:
     min_fill_rate: float = 0.2
     min_distinct: int = 2
     max_categories: int = 50
-    categorical_overflow: str = "drop"  # drop | bucket
-    imputer: str = "missforest"  # missforest | simple
+    categorical_overflow: Literal["drop", "bucket"] = "drop"
+    imputer: Literal["missforest", "simple"] = "missforest"
     missforest_trees: int = 256
     missforest_max_iter: int = 10
     missforest_max_depth: int | None = None  # bound it (e.g. 12) on big samples: unbounded forests get huge
@@ -82,7 +86,7 @@ class TagsConfig:
     # BodyPartExamined is the evaluation target (after imputation), so it is not a feature by default.
     exclude_columns: list[str] = field(default_factory=lambda: ["BodyPartExamined"])
     fit_sample_rows: int = 20_000
-    embedder: str = "autoencoder"  # autoencoder | pca
+    embedder: Literal["autoencoder", "pca"] = "autoencoder"
     ae_bottleneck: int = 32
     ae_hidden: list[int] = field(default_factory=lambda: [256, 128])
     ae_batch_size: int = 32
@@ -111,28 +115,27 @@ class ImageConfig:
 @dataclass
 class TextConfig:
     min_word_frequency: int = 5
-    embedder: str = "pv_dbow"  # bow | tfidf | pv_dm | pv_dbow
+    embedder: Literal["bow", "tfidf", "pv_dm", "pv_dbow"] = "pv_dbow"
     vector_size: int = 100
     window: int = 5
     epochs: int = 50
-    lda_topics: int = 20
     seed: int = 42
     max_train_docs: int = 200_000  # distinct training diagnoses doc2vec trains on, on the driver
 
 
 @dataclass
 class ClusterConfig:
-    views: list[str] = field(default_factory=lambda: ["tags", "image", "diagnosis"])
-    fusion: str = "embeddings"  # embeddings | clusterdists | clusterprobs
-    missing_view: str = "zero_fill"  # zero_fill (plus indicator) | available_views
-    algorithm: str = "kmeans"  # kmeans | kmedoids
-    distance: str = "euclidean"  # euclidean | cosine
-    engine: str = "sample"  # sample | mllib
+    views: list[ViewName] = field(default_factory=lambda: ["tags", "image", "diagnosis"])
+    fusion: Literal["embeddings", "clusterdists", "clusterprobs"] = "embeddings"
+    missing_view: Literal["zero_fill", "available_views"] = "zero_fill"  # zero_fill adds an indicator
+    algorithm: Literal["kmeans", "kmedoids"] = "kmeans"
+    distance: Literal["euclidean", "cosine"] = "euclidean"
+    engine: Literal["sample", "mllib"] = "sample"
     k: int | None = None  # None: choose by the elbow
     k_min: int = 2
     k_max: int = 60
     k_step: int = 2
-    view_k: dict[str, int] = field(
+    view_k: dict[ViewName, int] = field(
         default_factory=lambda: {"tags": 25, "image": 40, "diagnosis": 20}
     )
     fit_sample_rows: int = 200_000
@@ -158,10 +161,39 @@ class RadnetConfig:
         return dataclasses.asdict(self)
 
 
+# Settings earlier releases had and nothing read; a saved pipeline's config.yaml may still name them.
+REMOVED_SETTINGS = frozenset({
+    "ingest.max_files_per_exam", "ingest.dicom_extensions", "text.lda_topics",
+})
+
+# What `radnet label` may change on a saved pipeline: how to run and read inputs, never what the
+# pipeline computes. Every other setting is fixed by the pipeline version.
+LABEL_ADJUSTABLE = (
+    "spark.",
+    "privacy.salt_env",
+    "ingest.file_batch_size",
+    "ingest.files_per_partition",
+    "ingest.tasks_per_slot",
+    "ingest.max_file_bytes",
+    "ingest.max_pixel_bytes",
+    "ingest.diagnoses_key_column",
+    "ingest.diagnoses_text_column",
+    "image.inference_batch_rows",
+)
+
+
+def _allowed(values: tuple[Any, ...]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the field's declared type, or raise ConfigError."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {_allowed(args)}; got {value!r}.")
+        return value
     if origin is typing.Union or origin is types.UnionType:
         is_null = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
         if is_null and type(None) in args:
@@ -170,14 +202,14 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return _coerce(value, non_none[0], where)
     if origin is list:
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v != ""]
+            value = [v.strip() for v in value.strip("[]").split(",") if v.strip() != ""]
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}.")
         return [_coerce(v, args[0], where) for v in value]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping, got {value!r}.")
-        return {str(k): _coerce(v, args[1], where) for k, v in value.items()}
+        return {_coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
     try:
         if annotation is bool:
             if isinstance(value, str):
@@ -186,10 +218,22 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                     return True
                 if lowered in ("0", "false", "no", "off"):
                     return False
+            if isinstance(value, bool):
+                return value
+            raise ValueError(value)
+        if annotation is int:
+            # int(2.7) would silently truncate and int(True) is 1: accept whole numbers only.
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)
-            return bool(value)
-        if annotation in (int, float, str):
-            return annotation(value)
+            return int(value)
+        if annotation is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if annotation is str:
+            if isinstance(value, dict | list):
+                raise ValueError(value)
+            return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{where} must be {annotation.__name__}, got {value!r}.") from None
     return value
@@ -199,20 +243,68 @@ def _apply(section: Any, updates: dict[str, Any], where: str) -> None:
     hints = typing.get_type_hints(type(section))
     names = {f.name for f in dataclasses.fields(section)}
     for key, value in updates.items():
+        dotted = f"{where}.{key}".removeprefix("config.")
         if key not in names:
-            raise ConfigError(f"Unknown setting {where}.{key}; known: {', '.join(sorted(names))}.")
+            if dotted in REMOVED_SETTINGS:
+                continue
+            raise ConfigError(f"Unknown setting {dotted}; {where.removeprefix('config.') or 'config'} has: "
+                              f"{', '.join(sorted(names))}.")
         current = getattr(section, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key} must be a mapping.")
+                raise ConfigError(f"{dotted} is a section and must be a mapping of settings.")
             _apply(current, value, f"{where}.{key}")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            # A mapping setting (cluster.view_k, spark.conf) is updated key by key, not replaced.
+            setattr(section, key, {**current, **_coerce(value, hints[key], dotted)})
         else:
-            setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))
+            setattr(section, key, _coerce(value, hints[key], dotted))
 
 
-def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> RadnetConfig:
-    """Build the effective config: defaults, then the YAML file, then ``section.field=value`` overrides."""
-    config = RadnetConfig()
+def _check_range(ok: bool, setting: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{setting} must be {rule}; got {value!r}.")
+
+
+def validate(config: RadnetConfig) -> RadnetConfig:
+    """Check the rules a type cannot express (ranges, sums, cross-field bounds); raise ConfigError."""
+    from radnet_spark.text.stemming import available_languages
+
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            value = getattr(values, item.name)
+            setting = f"{section.name}.{item.name}"
+            if isinstance(value, bool) or not isinstance(value, int | float) or item.name.endswith("seed"):
+                continue
+            _check_range(value >= 0, setting, value, "zero or more")
+    split = config.split
+    total = split.train + split.validation + split.test
+    _check_range(abs(total - 1.0) < 1e-6, "split.train + split.validation + split.test", round(total, 6), "1")
+    _check_range(split.train > 0, "split.train", split.train, "more than 0")
+    ingest, cluster = config.ingest, config.cluster
+    for name in ("file_batch_size", "files_per_partition", "tasks_per_slot", "image_size"):
+        _check_range(getattr(ingest, name) >= 1, f"ingest.{name}", getattr(ingest, name), "at least 1")
+    for name in ("min_distinct_ratio", "min_distinct_ratio_xa_multiframe", "min_aspect_ratio"):
+        _check_range(getattr(ingest, name) <= 1, f"ingest.{name}", getattr(ingest, name), "at most 1")
+    languages = available_languages()
+    _check_range(ingest.stem_language.strip().lower() in languages, "ingest.stem_language",
+                 ingest.stem_language, f"one of {_allowed(languages)}")
+    _check_range(len(cluster.views) > 0, "cluster.views", cluster.views, "at least one of tags, image, diagnosis")
+    _check_range(len(set(cluster.views)) == len(cluster.views), "cluster.views", cluster.views, "without repeats")
+    _check_range(cluster.k_min >= 2, "cluster.k_min", cluster.k_min, "at least 2")
+    _check_range(cluster.k_max >= cluster.k_min, "cluster.k_max", cluster.k_max, f"at least cluster.k_min ({cluster.k_min})")
+    _check_range(cluster.k_step >= 1, "cluster.k_step", cluster.k_step, "at least 1")
+    _check_range(cluster.k is None or cluster.k >= 2, "cluster.k", cluster.k, "at least 2 or null (elbow)")
+    for view in cluster.views:
+        _check_range(view in cluster.view_k, "cluster.view_k", cluster.view_k, f"a k for every view ({view} has none)")
+    _check_range(config.tags.min_fill_rate <= 1, "tags.min_fill_rate", config.tags.min_fill_rate, "at most 1")
+    return config
+
+
+def read_settings(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The settings a user gave, as ``{section: {field: value}}``: the YAML file, then the overrides."""
+    settings: dict[str, Any] = {}
     if path is not None:
         config_path = Path(path)
         if not config_path.is_file():
@@ -223,19 +315,83 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
             raise ConfigError(f"Config file {config_path} is not valid YAML: {error}.") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"Config file {config_path} must hold a mapping of sections.")
-        _apply(config, loaded, "config")
+        _merge(settings, loaded)
     for override in overrides or []:
         if "=" not in override:
             raise ConfigError(f"Override {override!r} must look like section.field=value.")
         dotted, raw = override.split("=", 1)
+        parts = dotted.strip().split(".")
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(f"Override {override!r} must look like section.field=value.")
         nested: dict[str, Any] = {}
         cursor = nested
-        parts = dotted.strip().split(".")
         for part in parts[:-1]:
             cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-        _apply(config, nested, "config")
-    return config
+        try:
+            cursor[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            cursor[parts[-1]] = raw
+        _merge(settings, nested)
+    return settings
+
+
+def _merge(into: dict[str, Any], updates: dict[str, Any]) -> None:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict) and key != "conf":
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def config_from_settings(settings: dict[str, Any], base: RadnetConfig | None = None) -> RadnetConfig:
+    """Apply user settings on top of ``base`` (default: the paper's values) and validate the result."""
+    config = copy.deepcopy(base) if base is not None else RadnetConfig()
+    _apply(config, settings, "config")
+    return validate(config)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> RadnetConfig:
+    """Build the effective config: defaults, then the YAML file, then ``section.field=value`` overrides."""
+    return config_from_settings(read_settings(path, overrides))
+
+
+def flatten_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; ``spark.conf`` stays one mapping."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted != "spark.conf":
+            flat.update(flatten_settings(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def label_config(pipeline_config: RadnetConfig, settings: dict[str, Any], pipeline: str) -> RadnetConfig:
+    """The config ``radnet label`` runs with: the pipeline's own, plus the settings label may change.
+
+    A setting that would change what the pipeline computes (image size, tag encoding, embedders,
+    fusion, k, …) is fixed by the pipeline version: giving it a different value is an error that
+    names it, rather than being dropped silently. Giving the pipeline's own value is fine, so the
+    training YAML can be passed to ``label`` unchanged.
+    """
+    requested = config_from_settings(settings, base=pipeline_config)
+    fixed = []
+    for dotted in flatten_settings(settings):
+        if dotted in REMOVED_SETTINGS or any(dotted.startswith(a) if a.endswith(".") else dotted == a
+                                             for a in LABEL_ADJUSTABLE):
+            continue
+        section, name = dotted.split(".", 1)
+        wanted = getattr(getattr(requested, section), name)
+        saved = getattr(getattr(pipeline_config, section), name)
+        if wanted != saved:
+            fixed.append(f"{dotted}={wanted!r} (pipeline has {saved!r})")
+    if fixed:
+        raise ConfigError(
+            f"radnet label cannot change {'; '.join(fixed)}: these are fixed by pipeline {pipeline}; "
+            f"train a new version with `radnet run` to change them, or drop them from the label command."
+        )
+    return requested
 
 
 def write_effective_config(config: RadnetConfig, out_dir: str | os.PathLike[str], name: str) -> Path:

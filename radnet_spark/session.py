@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -20,6 +22,15 @@ log = logging.getLogger(__name__)
 
 REPO_DEFAULTS = Path(__file__).resolve().parent.parent / "spark-defaults.conf"
 PACKAGED_DEFAULTS = Path(__file__).resolve().parent / "conf" / "spark-defaults.conf"
+QUIET_LOG4J = Path(__file__).resolve().parent / "conf" / "log4j2.properties"
+# Lines the driver JVM prints before any log configuration applies: Spark's launcher always adds the
+# incubating vector module, and the JVM announces it on stderr.
+# pyspark counts as a shell, so Spark also announces the shell's log level whatever the configuration.
+JVM_STARTUP_NOISE = (
+    b"WARNING: Using incubator modules",
+    b'Setting default log level to "',
+    b"To adjust logging level use sc.setLogLevel(",
+)
 
 def read_defaults_file(path: Path) -> dict[str, str]:
     """Parse a ``spark-defaults.conf`` file: ``key value`` per line, ``#`` comments."""
@@ -47,6 +58,53 @@ def _defaults_path(config: SparkConfig) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _could_be_noise(fragment: bytes) -> bool:
+    stripped = fragment.lstrip(b"\r\n")
+    return any(p.startswith(stripped) or stripped.startswith(p) for p in JVM_STARTUP_NOISE)
+
+
+def forward_without_noise(source: int, target: int) -> None:
+    """Copy the JVM's stderr to ours, dropping its start-up noise; the progress bar passes at once.
+
+    Complete lines (ending in ``\n`` or ``\r``) are checked against JVM_STARTUP_NOISE; a partial
+    line is written as soon as it can no longer turn into one of them.
+    """
+    pending = b""
+    while chunk := os.read(source, 65536):
+        pending += chunk
+        start = 0
+        for index, byte in enumerate(pending):
+            if byte in b"\r\n":
+                segment = pending[start:index + 1]
+                if not any(segment.lstrip(b"\r\n").startswith(p) for p in JVM_STARTUP_NOISE):
+                    os.write(target, segment)
+                start = index + 1
+        pending = pending[start:]
+        if pending and not _could_be_noise(pending):
+            os.write(target, pending)
+            pending = b""
+    if pending:
+        os.write(target, pending)
+
+
+def _launch_quiet_gateway(settings: dict[str, str]) -> None:
+    """Start the driver JVM ourselves so that its stderr passes through forward_without_noise."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:  # a JVM is already up (an earlier session in this process)
+        return
+    conf = SparkConf(loadDefaults=False)
+    for key, value in settings.items():
+        conf.set(key, value)
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
+    stderr = gateway.proc.stderr
+    threading.Thread(target=forward_without_noise, args=(stderr.fileno(), sys.__stderr__.fileno()),
+                     name="jvm-stderr", daemon=True).start()
+    SparkContext._gateway = gateway
+    SparkContext._jvm = gateway.jvm
 
 
 def resolve_master(config: SparkConfig) -> str | None:
@@ -77,6 +135,13 @@ def get_spark(config: SparkConfig | None = None) -> SparkSession:
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     settings.update(config.conf)
+    if master is not None and config.quiet_logs:
+        # Only for sessions we launch: under spark-submit the cluster's log configuration rules.
+        quiet = f"-Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}"
+        settings["spark.driver.extraJavaOptions"] = f"{settings.get('spark.driver.extraJavaOptions', '')} {quiet}".strip()
+        if master.startswith("local"):
+            settings.setdefault("spark.master", master)
+            _launch_quiet_gateway(settings)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

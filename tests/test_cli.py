@@ -32,3 +32,28 @@ def test_unknown_subcommand_exits_2():
     result = subprocess.run([sys.executable, "-m", "radnet_spark", "frobnicate"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_typo_in_a_setting_stops_every_spark_command_before_any_work(tmp_path):
+    (tmp_path / "dump").mkdir()
+    warehouse = tmp_path / "wh"
+    for command in ("ingest", "run", "features", "cluster"):
+        result = subprocess.run(
+            [sys.executable, "-m", "radnet_spark", command, "--dicom", str(tmp_path / "dump"), "--out", str(warehouse),
+             "--set", "cluster.fusion=embedding"],
+            capture_output=True, text=True,
+        )
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "cluster.fusion" in lines[0] and "embedding" in lines[0] and "clusterprobs" in lines[0]
+        assert not warehouse.exists()
+
+
+def test_label_with_a_missing_pipeline_is_one_sentence(tmp_path, capsys):
+    (tmp_path / "dump").mkdir()
+    code = main(["label", "--pipeline", str(tmp_path / "models" / "x" / "v1"), "--dicom", str(tmp_path / "dump"),
+                 "--out", str(tmp_path / "wh")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a pipeline version" in err
