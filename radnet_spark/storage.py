@@ -3,6 +3,11 @@
 Executors open DICOM files with Python, so every input must be reachable as a local path on
 every executor: a local disk in local mode, a shared mount (NFS, ``/dbfs`` FUSE on Databricks,
 blobfuse, s3fs) on a cluster. Tables are written by Spark, so they take any Hadoop URI.
+
+Symbolic links: a link to a file and the file are one input, listed once under the file's real
+path (the link's own path is recorded nowhere); links to directories are not followed (a link
+loop or a second route into the same tree cannot list a file twice); a dangling link is listed
+under its own path with size -1, and the reader rejects it as ``broken_link``.
 """
 
 from __future__ import annotations
@@ -56,17 +61,46 @@ def _mtime(seconds: float) -> pd.Timestamp:
     return pd.Timestamp(round(seconds * 1_000_000), unit="us")
 
 
-def _file_row(entry: os.DirEntry[str]) -> tuple[str, int, pd.Timestamp] | None:
+def _path_row(path: str) -> tuple[str, int, pd.Timestamp] | None:
+    """The listing row of one non-directory entry: a link resolves to its target's real path.
+
+    None for a link to a directory (not followed) and for anything that is not a regular file
+    (sockets, FIFOs, devices).
+    """
+    if os.path.islink(path):
+        try:
+            stat = os.stat(path)
+        except OSError:
+            # A dangling link still is an input: size -1 makes the reader reject it with a reason.
+            return path, -1, _mtime(0)
+        if not os.path.isfile(path):
+            return None
+        return os.path.realpath(path), stat.st_size, _mtime(stat.st_mtime)
     try:
-        stat = entry.stat(follow_symlinks=True)
+        stat = os.stat(path)
     except OSError:
-        # A dangling link still is an input file; size -1 makes the reader reject it with a reason.
-        return entry.path, -1, _mtime(0)
-    return entry.path, stat.st_size, _mtime(stat.st_mtime)
+        return path, -1, _mtime(0)
+    if not os.path.isfile(path):
+        return None
+    return path, stat.st_size, _mtime(stat.st_mtime)
+
+
+def _file_row(entry: os.DirEntry[str]) -> tuple[str, int, pd.Timestamp] | None:
+    if not entry.is_symlink():
+        try:
+            stat = entry.stat(follow_symlinks=False)
+        except OSError:
+            return entry.path, -1, _mtime(0)
+        return entry.path, stat.st_size, _mtime(stat.st_mtime)
+    return _path_row(entry.path)
 
 
 def walk_files(root: str) -> Iterator[tuple[str, int, pd.Timestamp]]:
-    """Yield (path, size, mtime) of every regular file below root, hidden ones included."""
+    """Yield (path, size, mtime) of every regular file below root, hidden ones included.
+
+    A link to a file yields the target's real path (so a file met twice yields twice: deduplicate
+    across walks, as :func:`list_files_distributed` does); links to directories are skipped.
+    """
     stack = [root]
     while stack:
         current = stack.pop()
@@ -103,7 +137,7 @@ def shallow_split(root: str, target_dirs: int = 256, max_depth: int = 3) -> tupl
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     next_frontier.append(entry.path)
-                else:
+                elif not (entry.is_symlink() and entry.is_dir(follow_symlinks=True)):
                     files.append(entry.path)
         if not next_frontier:
             return [], files
@@ -118,11 +152,13 @@ def list_files_distributed(spark, root: str):  # noqa: ANN001, ANN201 - pyspark 
     """A DataFrame of every file below ``root`` (path, size, mtime), walked by the executors.
 
     The seeds (subtree roots, and files met on the way down) go to Spark as one Arrow batch, sliced
-    evenly over the task slots: no shuffle, and one Python worker round trip per slot, which is what
-    dominated listing time when every seed was its own small task.
+    evenly over the task slots: one Python worker round trip per slot, which is what dominated
+    listing time when every seed was its own small task. The only shuffle is the final
+    de-duplication of paths (a file reached directly and through a link is listed once).
     """
     local_root = require_directory(root, "DICOM folder")
-    subtrees, top_files = shallow_split(os.path.abspath(local_root))
+    # The real root, so that files reached directly and through links have one spelling.
+    subtrees, top_files = shallow_split(os.path.realpath(local_root))
     roots = [(d, "dir") for d in subtrees] + [(f, "file") for f in top_files]
     if not roots:
         return spark.createDataFrame([], LISTING_SCHEMA)
@@ -133,11 +169,9 @@ def list_files_distributed(spark, root: str):  # noqa: ANN001, ANN201 - pyspark 
         for batch in batches:
             for entry, kind in zip(batch["entry"], batch["kind"], strict=True):
                 if kind == "file":
-                    try:
-                        stat = os.stat(entry)
-                        rows.append((entry, stat.st_size, _mtime(stat.st_mtime)))
-                    except OSError:
-                        rows.append((entry, -1, _mtime(0)))
+                    row = _path_row(entry)
+                    if row is not None:
+                        rows.append(row)
                 else:
                     for row in walk_files(entry):
                         rows.append(row)
@@ -147,4 +181,5 @@ def list_files_distributed(spark, root: str):  # noqa: ANN001, ANN201 - pyspark 
         if rows:
             yield pd.DataFrame(rows, columns=["path", "size", "mtime"])
 
-    return seeds.mapInPandas(walk, LISTING_SCHEMA)
+    # A file reached directly and through a link (or through two links) is one input.
+    return seeds.mapInPandas(walk, LISTING_SCHEMA).dropDuplicates(["path"])

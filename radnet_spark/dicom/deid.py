@@ -13,9 +13,25 @@ What leaves this module:
   attributes the method needs follow the "Clean Descriptors" option: kept, passed through
   :func:`scrub_free_text`.
 
-Free text (descriptions, narrative diagnoses) is scrubbed of dates, times, id-like numbers, e-mail
-addresses and phone numbers. Names in free text are *not* detected; that needs a name list or a
-model and is out of scope here.
+Beyond the profile, whatever their tag (the lists are derived from pydicom's data dictionary by
+the rules below, not typed):
+
+* every person-name (PN) attribute (:data:`PERSON_NAME_KEYWORDS`);
+* every attribute naming a device or a place (:data:`DEVICE_PLACE_KEYWORDS`): all AE titles (they
+  name stations), and every text attribute (SH, LO, ST, LT, UT, UC) whose keyword, split into its
+  CamelCase words, holds ``Station``, ``Machine``, ``Institution``/``Institutional``, ``Department``,
+  ``Address``, ``Facility``, ``Room``, ``Site`` or ``Serial``; or ``Location`` (unless it is an
+  ``Anatomic``/``Reference``/``Tissue`` location); or a device word (``Device``, ``Detector``,
+  ``Gantry``, ``Plate``, ``Cassette``, ``Lens``) with an identity word (``ID``, ``Identifier``,
+  ``Label``, ``Name``, ``Description``), except a manufacturer's model name (``Manufacturer``,
+  ``Model``: a product, not an installation). So ``RadiationMachineName``, ``StationName``,
+  ``DeviceSerialNumber``, ``InstitutionalDepartmentName`` and ``GantryID`` all go.
+
+Free text is scrubbed: the clean descriptors and every free-text attribute (ST, LT, UT, UC) of
+dates, times, id-like numbers, e-mail addresses and phone numbers (:func:`scrub_free_text`); every
+kept string attribute (CS, SH, LO, ST, LT, UT, UC) of person names, with a
+:class:`radnet_spark.dicom.names.NameScrubber` built from the record's own PN values, title
+patterns and a names lexicon (``[NAME]``).
 """
 
 from __future__ import annotations
@@ -29,8 +45,12 @@ import re
 import secrets
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from pydicom.datadict import DicomDictionary, RepeatersDictionary, keyword_for_tag
+
+if TYPE_CHECKING:
+    from radnet_spark.dicom.names import NameScrubber
 
 # Descriptors the RadiologyNET method reads (BodyPartExamined imputation); PS3.15 "Clean
 # Descriptors Option": retained after removing identifying information from the text.
@@ -120,12 +140,49 @@ _INSTANCE_UIDS = frozenset(
     k for k in _ALL_DICTIONARY_KEYWORDS if _vr(k) == "UI" and not any(m in k for m in _PUBLIC_UID_MARKERS)
 )
 
+_CAMEL_WORD = re.compile(r"[A-Z][a-z]+|[A-Z]+(?![a-z])|\d+")
+_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC"})
+_PLACE_WORDS = frozenset(
+    {"Station", "Machine", "Institution", "Institutional", "Department", "Address", "Facility", "Room",
+     "Site", "Serial"}
+)
+_DEVICE_WORDS = frozenset({"Device", "Detector", "Gantry", "Plate", "Cassette", "Lens"})
+_IDENTITY_WORDS = frozenset({"ID", "Identifier", "Label", "Name", "Description"})
+_PRODUCT_WORDS = frozenset({"Manufacturer", "Model"})
+_ANATOMIC_LOCATION_WORDS = frozenset({"Anatomic", "Reference", "Tissue"})
+
+
+def _names_device_or_place(keyword: str, vr: str) -> bool:
+    """The documented rule (module docstring) for attributes that name a device or a place."""
+    if vr == "AE":
+        return True
+    if vr not in _TEXT_VRS:
+        return False
+    words = set(_CAMEL_WORD.findall(keyword))
+    if words & _PLACE_WORDS:
+        return True
+    if "Location" in words and not words & _ANATOMIC_LOCATION_WORDS:
+        return True
+    return bool(words & _DEVICE_WORDS and words & _IDENTITY_WORDS and not words & _PRODUCT_WORDS)
+
+
+DEVICE_PLACE_KEYWORDS: frozenset[str] = frozenset(
+    k for k in _ALL_DICTIONARY_KEYWORDS if _names_device_or_place(k, _vr(k))
+)
+"""Attributes that name a machine, station, device or place, derived from the dictionary (see above)."""
+PERSON_NAME_KEYWORDS: frozenset[str] = frozenset(k for k in _ALL_DICTIONARY_KEYWORDS if _vr(k) == "PN")
+"""Every person-name attribute of the dictionary."""
+_STRING_VRS = _TEXT_VRS | {"CS"}
+_FREE_TEXT_VRS = frozenset({"ST", "LT", "UT", "UC"})
+
 IDENTIFYING_KEYWORDS: frozenset[str] = frozenset(
-    (_PROFILE_KEYWORDS | _INSTANCE_UIDS | HASHED_ID_KEYWORDS | _PATIENT_TEMPORAL_KEYWORDS)
+    (_PROFILE_KEYWORDS | _INSTANCE_UIDS | HASHED_ID_KEYWORDS | _PATIENT_TEMPORAL_KEYWORDS
+     | DEVICE_PLACE_KEYWORDS | PERSON_NAME_KEYWORDS)
     - DATE_TIME_KEYWORDS
     - CLEAN_DESCRIPTOR_KEYWORDS
 )
-"""Attributes the Basic Profile removes (names, ids, addresses, institution, staff, devices, UIDs, …).
+"""Attributes the Basic Profile removes (names, ids, addresses, institution, staff, devices, UIDs, …),
+plus every PN attribute and every attribute naming a device or place (:data:`DEVICE_PLACE_KEYWORDS`).
 
 Includes :data:`PATIENT_CHARACTERISTIC_KEYWORDS` (removed unless ``keep_patient_characteristics``)
 and the ids in :data:`HASHED_ID_KEYWORDS`, which only ever appear hashed.
@@ -300,6 +357,7 @@ def deidentify_tags(
     keep_dates: bool = False,
     hash_sop_instance_uid: bool = False,
     keep_patient_characteristics: bool = False,
+    names: NameScrubber | None = None,
 ) -> dict[str, str | None]:
     """Turn a raw tag dictionary into a row of the ``tags`` table without identifying data.
 
@@ -309,10 +367,14 @@ def deidentify_tags(
         keep_dates: Keep DA/DT/TM attributes (PS3.15 retain-full-dates option).
         hash_sop_instance_uid: Write ``sop_instance_uid`` as a salted hash instead of in clear.
         keep_patient_characteristics: Keep age, sex, size, weight and the like (PS3.15 option).
+        names: Scrubs person names out of every kept string attribute (build it with the record's
+            own PN tokens, see :func:`radnet_spark.dicom.names.record_name_tokens`); None scrubs no
+            names.
 
     Returns:
         ``sop_instance_uid``, ``exam_id``, ``study_id``, ``series_id``, then every kept attribute
-        (split columns of removed attributes are removed too); clean descriptors are scrubbed.
+        (split columns of removed attributes are removed too); clean descriptors and free-text
+        attributes are scrubbed of dates and ids, every string attribute of names.
 
     Raises:
         RecordRejected: ``missing_sop_instance_uid`` when the row has no SOPInstanceUID.
@@ -341,7 +403,11 @@ def deidentify_tags(
             continue
         if column in row:
             continue  # never let a DICOM keyword shadow an output key
-        if keyword in CLEAN_DESCRIPTOR_KEYWORDS and value is not None:
-            value = scrub_free_text(value)
+        if value is not None:
+            vr = _vr(keyword)
+            if keyword in CLEAN_DESCRIPTOR_KEYWORDS or vr in _FREE_TEXT_VRS:
+                value = scrub_free_text(value)
+            if names is not None and (vr in _STRING_VRS or keyword in CLEAN_DESCRIPTOR_KEYWORDS):
+                value = names.scrub(value)
         row[column] = value
     return row

@@ -14,6 +14,11 @@ Decisions worth knowing:
   we record it as the transfer syntax. Only a raw dataset with *encapsulated* pixel data (which
   compression is unknowable) and a Part 10 file whose meta lacks TransferSyntaxUID are rejected as
   ``missing_transfer_syntax``.
+* A Deflated Explicit VR Little Endian dataset is never inflated in memory: the deflate stream is
+  inflated in chunks into a temporary file (removed with the dataset), and more than
+  ``max_inflated_bytes`` of output rejects the file as ``inflated_too_large`` while inflating, so
+  a decompression bomb costs one chunk of memory. The dataset is then read from that file like an
+  Explicit VR Little Endian one.
 * Truncation is detected by comparing every top-level element's declared length with the bytes
   actually read (or, for deferred values, with the file size), and by a partial element header left
   at the end of the file.
@@ -28,7 +33,10 @@ import logging
 import math
 import os
 import re
+import tempfile
 import warnings
+import weakref
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,7 +47,12 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from radnet_spark.dicom.reasons import RecordRejected, RejectReason
 
@@ -53,6 +66,8 @@ DEFAULT_MAX_SEQUENCE_DEPTH = 16
 # Attributes with more values than this are arrays (LUTs, coordinates), useless as tag columns.
 MAX_VALUES_PER_ATTRIBUTE = 64
 DEFER_BYTES = 64 * 1024
+DEFAULT_MAX_INFLATED_BYTES = 512 * 1024 * 1024
+_INFLATE_CHUNK = 1024 * 1024
 _NUMERIC_STRING_VRS = frozenset({"DS", "IS"})
 # C0 controls other than tab/newline/carriage return are never meaningful in a tag value.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -122,6 +137,13 @@ def _check_truncation(ds: Dataset, file_size: int, deflated: bool) -> None:
         raise RecordRejected(RejectReason.TRUNCATED, "The file ends inside an element header.")
 
 
+def _is_undefined_length(elem: Any) -> bool:
+    """Undefined length (encapsulated pixels), for a raw element (no ``is_undefined_length``) or a read one."""
+    if isinstance(elem, RawDataElement):
+        return elem.length == _UNDEFINED_LENGTH
+    return bool(getattr(elem, "is_undefined_length", False))
+
+
 def _sequence_depth_exceeds(ds: Dataset, limit: int) -> bool:
     """True when sequences nest deeper than ``limit`` levels (parses sequences lazily, level by level)."""
     if limit <= 0:
@@ -152,12 +174,71 @@ def _infer_transfer_syntax(ds: Dataset) -> None:
     ds.file_meta.TransferSyntaxUID = uid
 
 
+def _deflated_meta_end(path: str) -> int | None:
+    """Offset of the dataset after the file meta when the file is deflated, else None."""
+    from pydicom.filereader import _read_file_meta_info
+
+    with open(path, "rb") as handle:
+        handle.seek(132)
+        try:
+            meta = _read_file_meta_info(handle)
+        except Exception:  # noqa: BLE001 - a broken meta is the regular reader's to report
+            return None
+        if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+            return None
+        return handle.tell()
+
+
+def _inflate_to_file(path: str, meta_end: int, max_inflated_bytes: int) -> str:
+    """Write an Explicit VR Little Endian copy of a deflated file to a temporary file, inflating in chunks.
+
+    Raises:
+        RecordRejected: ``inflated_too_large`` past ``max_inflated_bytes``; ``truncated`` when the
+            deflate stream is corrupt or cut.
+    """
+    from pydicom.filereader import _read_file_meta_info
+    from pydicom.filewriter import write_file_meta_info
+
+    descriptor, target = tempfile.mkstemp(prefix="radnet-inflated-", suffix=".dcm")
+    try:
+        with open(path, "rb") as source, os.fdopen(descriptor, "wb") as out:
+            preamble = source.read(128)
+            source.seek(132)
+            meta = _read_file_meta_info(source)
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            out.write(preamble + b"DICM")
+            write_file_meta_info(out, meta, enforce_standard=False)
+            source.seek(meta_end)
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            written = 0
+            while not inflater.eof:
+                data = inflater.unconsumed_tail or source.read(_INFLATE_CHUNK)
+                if not data:
+                    break  # a stream without its end marker: what was inflated is read as is
+                chunk = inflater.decompress(data, _INFLATE_CHUNK)
+                written += len(chunk)
+                if written > max_inflated_bytes:
+                    raise RecordRejected(
+                        RejectReason.INFLATED_TOO_LARGE,
+                        f"The deflated dataset inflates to more than the limit of {max_inflated_bytes} bytes.",
+                    )
+                out.write(chunk)
+    except zlib.error:
+        os.unlink(target)
+        raise RecordRejected(RejectReason.TRUNCATED, "The deflated dataset is not a valid deflate stream.") from None
+    except BaseException:
+        os.unlink(target)
+        raise
+    return target
+
+
 def read_dataset(
     path: str,
     *,
     stop_before_pixels: bool,
     max_file_bytes: int,
     max_sequence_depth: int = DEFAULT_MAX_SEQUENCE_DEPTH,
+    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
 ) -> Dataset:
     """Read one DICOM file and validate it, or raise :class:`RecordRejected`.
 
@@ -168,12 +249,14 @@ def read_dataset(
             a later access reads them from ``path``.
         max_file_bytes: Larger files are rejected as ``file_too_large`` before any reading.
         max_sequence_depth: Sequences nested deeper than this are rejected as ``sequence_too_deep``.
+        max_inflated_bytes: A deflated dataset inflating to more is rejected as ``inflated_too_large``.
 
     Returns:
-        The dataset, with ``file_meta.TransferSyntaxUID`` set (inferred for raw datasets).
+        The dataset, with ``file_meta.TransferSyntaxUID`` set (inferred for raw datasets; Explicit VR
+        Little Endian for a deflated file, read from its inflated temporary copy).
 
     Raises:
-        RecordRejected: ``read_error``, ``file_too_large``, ``not_dicom``, ``truncated``,
+        RecordRejected: ``read_error``, ``file_too_large``, ``inflated_too_large``, ``not_dicom``, ``truncated``,
             ``sequence_too_deep``, ``missing_transfer_syntax`` or ``missing_sop_instance_uid``.
     """
     try:
@@ -196,6 +279,42 @@ def read_dataset(
             RejectReason.NOT_DICOM, "The file has no DICOM preamble and no DICOM dataset start."
         )
 
+    inflated: str | None = None
+    if is_part10:
+        try:
+            meta_end = _deflated_meta_end(path)
+        except OSError as error:
+            raise RecordRejected(
+                RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__})."
+            ) from None
+        if meta_end is not None:
+            inflated = _inflate_to_file(path, meta_end, max_inflated_bytes)
+            file_size = os.path.getsize(inflated)
+    try:
+        ds = _read_validated(
+            inflated or path, is_part10, file_size, stop_before_pixels, max_sequence_depth
+        )
+    except BaseException:
+        if inflated is not None:
+            os.unlink(inflated)
+        raise
+    if inflated is not None:
+        if stop_before_pixels:
+            # Deferred values are read from the inflated copy: it lives as long as the dataset.
+            weakref.finalize(ds, _unlink_quietly, inflated)
+        else:
+            os.unlink(inflated)
+    return ds
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _read_validated(
+    path: str, is_part10: bool, file_size: int, stop_before_pixels: bool, max_sequence_depth: int
+) -> Dataset:
     with quiet_pydicom():
         ds = _parse(path, stop_before_pixels=stop_before_pixels, force=not is_part10)
         if not is_part10 and not any(tag.group == 0x0008 for tag in list(ds.keys())):
@@ -230,7 +349,7 @@ def read_dataset(
                     "The file meta information has no TransferSyntaxUID.",
                 )
             pixel_elem = next((ds.get_item(t, keep_deferred=True) for t in _PIXEL_TAGS if t in ds), None)
-            if pixel_elem is not None and pixel_elem.is_undefined_length:
+            if pixel_elem is not None and _is_undefined_length(pixel_elem):
                 raise RecordRejected(
                     RejectReason.MISSING_TRANSFER_SYNTAX,
                     "The dataset has compressed pixel data but no TransferSyntaxUID naming the compression.",

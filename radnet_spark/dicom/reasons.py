@@ -19,6 +19,8 @@ class RejectReason(StrEnum):
     TRUNCATED = "truncated"
     READ_ERROR = "read_error"
     FILE_TOO_LARGE = "file_too_large"
+    INFLATED_TOO_LARGE = "inflated_too_large"
+    BROKEN_LINK = "broken_link"
     SEQUENCE_TOO_DEEP = "sequence_too_deep"
     # Header content.
     MISSING_SOP_INSTANCE_UID = "missing_sop_instance_uid"

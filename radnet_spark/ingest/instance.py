@@ -1,12 +1,30 @@
-"""One input file → one parsed, de-identified instance or one reject. Pure: no Spark here."""
+"""One input file → one parsed, de-identified instance or one reject. Pure: no Spark here.
+
+Names: the record's own PN values, title patterns and the names lexicon scrub every kept string
+tag here, in the worker; what leaves for the diagnoses step is ``name_hashes``, the salted HMACs of
+the record's name tokens (never the names), so the exam's diagnosis can be scrubbed of them later.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 from radnet_spark.dicom.deid import deidentify_tags
-from radnet_spark.dicom.header import dataset_to_tags, is_image_instance, read_dataset
+from radnet_spark.dicom.header import (
+    DEFAULT_MAX_INFLATED_BYTES,
+    dataset_to_tags,
+    is_image_instance,
+    read_dataset,
+)
+from radnet_spark.dicom.names import (
+    DEFAULT_LEXICON_LOCALES,
+    NameScrubber,
+    load_lexicon,
+    name_token_hashes,
+    record_name_tokens,
+)
 from radnet_spark.dicom.pixels import PixelPolicy, export_8bit
 from radnet_spark.dicom.reasons import RecordRejected, RejectReason
 
@@ -15,7 +33,7 @@ PARSED_SCHEMA = (
     "detail string, sop_instance_uid string, exam_id string, study_id string, series_id string, "
     "modality string, tags_json string, image binary, image_size int, original_rows int, "
     "original_columns int, frames int, frame_index int, window_center double, window_width double, "
-    "window_source string, photometric string"
+    "window_source string, photometric string, name_hashes array<string>"
 )
 PARSED_COLUMNS = [part.strip().split(" ")[0] for part in PARSED_SCHEMA.split(",")]
 
@@ -29,6 +47,9 @@ class ParseOptions:
     max_file_bytes: int
     keep_dates: bool = False
     hash_sop_instance_uid: bool = False
+    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES
+    names_lexicon: str = DEFAULT_LEXICON_LOCALES  # comma-separated Faker locales; "" for none
+    names_lexicon_file: str | None = None  # extra names, one per line
 
 
 def _reject(row: dict, stage: str, reason: str, detail: str) -> dict:
@@ -45,10 +66,18 @@ def parse_file(path: str, size: int, options: ParseOptions) -> dict:
     row: dict = {column: None for column in PARSED_COLUMNS}
     row.update(path=path, size=size, status="ok")
     if size is not None and size < 0:
-        return _reject(row, "read", RejectReason.READ_ERROR, "file could not be stat'ed (dangling link?)")
+        if os.path.islink(path) and not os.path.exists(path):
+            return _reject(row, "read", RejectReason.BROKEN_LINK, "the symbolic link points to nothing")
+        return _reject(row, "read", RejectReason.READ_ERROR, "file could not be stat'ed")
     try:
-        header = read_dataset(path, stop_before_pixels=True, max_file_bytes=options.max_file_bytes)
+        header = read_dataset(
+            path,
+            stop_before_pixels=True,
+            max_file_bytes=options.max_file_bytes,
+            max_inflated_bytes=options.max_inflated_bytes,
+        )
         raw_tags = dataset_to_tags(header)
+        name_tokens = record_name_tokens(header)
     except RecordRejected as rejected:
         return _reject(row, "read", rejected.reason, rejected.detail)
     except Exception as error:  # noqa: BLE001 - any parser failure is a per-file reject, never a crash
@@ -56,12 +85,17 @@ def parse_file(path: str, size: int, options: ParseOptions) -> dict:
 
     if not raw_tags.get("SOPInstanceUID"):
         return _reject(row, "header", RejectReason.MISSING_SOP_INSTANCE_UID, "SOPInstanceUID is empty")
+    names = NameScrubber(
+        name_tokens, lexicon=load_lexicon(options.names_lexicon, options.names_lexicon_file)
+    )
     tags = deidentify_tags(
         raw_tags,
         salt=options.salt,
         keep_dates=options.keep_dates,
         hash_sop_instance_uid=options.hash_sop_instance_uid,
+        names=names,
     )
+    row["name_hashes"] = name_token_hashes(name_tokens, options.salt)
     for key in KEY_COLUMNS:
         row[key] = tags.pop(key, None)
     row["modality"] = tags.get("Modality")
