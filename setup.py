@@ -32,6 +32,7 @@ INSTALL_REQUIRES = [
     "pillow>=10,<14",  # resizing in the 8-bit export, report mosaics
     "tqdm>=4.66,<5",
     "psutil>=5.9,<8",
+    "Faker>=40,<41",  # MIT: given names and surnames per locale, the names lexicon of de-identification
 ]
 
 EXTRAS_REQUIRE = {
