@@ -41,6 +41,8 @@ class PrivacyConfig:
     salt_env: str = "RADNET_SALT"  # the salt itself is never stored in config or output
     hash_sop_instance_uid: bool = False
     keep_dates: bool = False  # PS3.15 "retain longitudinal temporal information" option
+    names_lexicon: str = "hr_HR,sl_SI,hu_HU,it_IT,de_DE,de_AT,cs_CZ,sk_SK,pl_PL,en_US,en_GB"  # comma-separated Faker locales of the names lexicon; "" turns it off
+    names_lexicon_file: str | None = None  # None, or a UTF-8 text file of extra names, one per line
 
 
 @dataclass
@@ -52,6 +54,7 @@ class IngestConfig:
     tasks_per_slot: int = 4
     max_file_bytes: int = 512 * 1024 * 1024  # larger files are rejected before reading pixels
     max_pixel_bytes: int = 256 * 1024 * 1024  # decoded pixel array cap (huge multi-frame)
+    max_inflated_bytes: int = 512 * 1024 * 1024  # deflated datasets inflating past this are rejected (inflated_too_large)
     image_size: int = 128
     min_max_value: int = 64  # value policy: drop images whose maximum is below
     min_distinct_ratio: float = 0.1
