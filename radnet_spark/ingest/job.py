@@ -28,6 +28,7 @@ from radnet_spark.config import RadnetConfig
 from radnet_spark.dicom.deid import resolve_salt
 from radnet_spark.dicom.pixels import PixelPolicy
 from radnet_spark.dicom.reasons import RejectReason
+from radnet_spark.ingest.exam_names import read_exam_name_hashes, write_exam_name_hashes
 from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOptions
 from radnet_spark.storage import list_files_distributed, require_file, to_local_path
 from radnet_spark.tables import read_table, table_exists, table_path, write_table
@@ -83,6 +84,9 @@ def parse_options(config: RadnetConfig, salt: str) -> ParseOptions:
         max_file_bytes=config.ingest.max_file_bytes,
         keep_dates=config.privacy.keep_dates,
         hash_sop_instance_uid=config.privacy.hash_sop_instance_uid,
+        max_inflated_bytes=config.ingest.max_inflated_bytes,
+        names_lexicon=config.privacy.names_lexicon,
+        names_lexicon_file=config.privacy.names_lexicon_file,
     )
 
 
@@ -205,6 +209,9 @@ def ingest(
              .parquet(staging))
         existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
         parsed_rows = spark.read.parquet(staging)
+        with summary.step("exam names"):
+            # Salted hashes of the exams' PN tokens, for scrubbing their diagnoses (never a table).
+            write_exam_name_hashes(parsed_rows, warehouse)
         with summary.step("deduplicate"):
             # Written before any table is appended to: evaluated lazily later, the check would see this
             # run's own new tags rows and call every new file a duplicate of itself.
@@ -276,6 +283,9 @@ def _ingest_diagnoses(
         language=ingest_config.stem_language,
         min_chars=ingest_config.min_diagnosis_chars,
         source_path=diagnoses_path,
+        exam_names=read_exam_name_hashes(spark, warehouse),
+        names_lexicon=config.privacy.names_lexicon,
+        names_lexicon_file=config.privacy.names_lexicon_file,
     )
     if table_exists(warehouse, "diagnoses"):
         known = read_table(spark, warehouse, "diagnoses").select("exam_id")

@@ -1,8 +1,11 @@
 """Narrative diagnoses: read the export, scrub, clean, stem, reject, and build the ``diagnoses`` table.
 
-Per record (:func:`process_diagnosis`, no Spark): identifiers are scrubbed from the free text first,
-so dates and id numbers never reach the clean text, the stems or any output; then the text is
-cleaned, split into words and stemmed. Empty and very short diagnoses are rejected like the paper
+Per record (:func:`process_diagnosis`, no Spark): identifiers and names are scrubbed from the free
+text first, so dates, id numbers and person names never reach the clean text, the stems or any
+output; then the text is cleaned, split into words and stemmed. Names come from titles ("dr. …",
+"…, dr. med."), the names lexicon, and the exam's own PN values: the DICOM parse step stages only
+salted hashes of those (``name_hashes``), which :func:`diagnoses_table` joins by hashed exam id and
+matches against the hash of every word (see :mod:`radnet_spark.dicom.names`). Empty and very short diagnoses are rejected like the paper
 did. :func:`diagnoses_table` applies that to a DataFrame with ``mapInPandas`` and keeps one diagnosis
 per exam.
 """
@@ -24,6 +27,8 @@ from radnet_spark.text.stemming import DEFAULT_LANGUAGE, clean_text, stem_tokens
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from radnet_spark.dicom.names import NameScrubber
 
 STAGE = "diagnosis"
 
@@ -70,7 +75,11 @@ class DiagnosisResult:
 
 
 def process_diagnosis(
-    raw: str | None, *, language: str = DEFAULT_LANGUAGE, min_chars: int = DEFAULT_MIN_CHARS
+    raw: str | None,
+    *,
+    language: str = DEFAULT_LANGUAGE,
+    min_chars: int = DEFAULT_MIN_CHARS,
+    names: NameScrubber | None = None,
 ) -> DiagnosisResult:
     """Scrub, clean, tokenize and stem one narrative diagnosis, or say why it is unusable.
 
@@ -78,6 +87,8 @@ def process_diagnosis(
         raw: The diagnosis as exported from the hospital system; ``None`` when missing.
         language: Stemmer language (see :func:`radnet_spark.text.stemming.get_stemmer`).
         min_chars: Diagnoses whose cleaned text is shorter than this are rejected as short.
+        names: The name scrubber (with the exam's hashed name tokens); None uses titles and the
+            default names lexicon only.
 
     Returns:
         The processed diagnosis; ``reject_reason`` is ``empty_diagnosis`` or ``short_diagnosis`` when
@@ -88,7 +99,9 @@ def process_diagnosis(
 
     if raw is None or not raw.strip():
         return DiagnosisResult(None, "", [], EMPTY_DIAGNOSIS, "the diagnosis is empty")
-    scrubbed = scrub_free_text(raw)
+    if names is None:
+        names = _default_scrubber()
+    scrubbed = names.scrub(scrub_free_text(raw)) or ""
     # The placeholders ([DATE], [ID], …) stay in the stored raw text but are no words of the diagnosis.
     clean = clean_text(_PLACEHOLDER.sub(" ", scrubbed))
     if not clean:
@@ -104,6 +117,12 @@ def process_diagnosis(
             f"the cleaned diagnosis has {len(clean)} characters, fewer than the minimum {min_chars}",
         )
     return DiagnosisResult(scrubbed, clean, stem_tokens(tokenize(clean), language))
+
+
+def _default_scrubber() -> NameScrubber:
+    from radnet_spark.dicom.names import NameScrubber, load_lexicon
+
+    return NameScrubber(lexicon=load_lexicon())
 
 
 def _require_columns(df: DataFrame, columns: list[str], where: str) -> None:
@@ -174,11 +193,15 @@ def diagnoses_table(
     text_column: str = "diagnosis",
     language: str = DEFAULT_LANGUAGE,
     min_chars: int = DEFAULT_MIN_CHARS,
+    exam_names: DataFrame | None = None,
+    names_lexicon: str | None = None,
+    names_lexicon_file: str | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """Build the ``diagnoses`` table and the diagnosis rejects from the exported diagnoses.
 
     Every row is scrubbed, cleaned and stemmed on the executors. An exam with several rows keeps one
     (a usable one first, then the longest) and the others are rejected as ``duplicate_diagnosis``.
+    The exam key is hashed first, in its own step, so the exam's name hashes join by hashed id.
 
     Args:
         df: Rows with the exam key and the diagnosis text (see :func:`read_diagnoses`).
@@ -188,6 +211,12 @@ def diagnoses_table(
         text_column: Column holding the diagnosis text.
         language: Stemmer language.
         min_chars: Minimum length of the cleaned text.
+        exam_names: ``exam_id``, ``name_hash`` rows (salted hashes of the exam's PN tokens, see
+            :func:`radnet_spark.ingest.exam_names.read_exam_name_hashes`); their words are scrubbed
+            from the exam's diagnosis. None: titles and the lexicon only.
+        names_lexicon: Faker locales of the names lexicon (comma-separated; "" for none); None
+            for the default.
+        names_lexicon_file: Extra names, one per line.
 
     Returns:
         ``(diagnoses, rejects)``: diagnoses with ``exam_id``, ``diagnosis_raw`` (scrubbed),
@@ -198,9 +227,13 @@ def diagnoses_table(
     _require_columns(df, [exam_key_column, text_column], "The diagnoses DataFrame")
     if not salt:
         raise UserError("Hashing exam ids needs a non-empty salt.")
-    the_salt, the_language, the_min_chars = salt, language, min_chars
+    from radnet_spark.dicom.names import DEFAULT_LEXICON_LOCALES
 
-    def process(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    the_salt, the_language, the_min_chars = salt, language, min_chars
+    the_lexicon = DEFAULT_LEXICON_LOCALES if names_lexicon is None else names_lexicon
+    the_lexicon_file = names_lexicon_file
+
+    def hash_keys(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import pandas as pd
 
         from radnet_spark.dicom.deid import exam_id_for
@@ -210,19 +243,39 @@ def diagnoses_table(
             for key, text in zip(batch.iloc[:, 0], batch.iloc[:, 1], strict=True):
                 key = None if key is None or pd.isna(key) else str(key).strip()
                 text = None if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
-                if not key:
+                # The same function the tags use, so a diagnosis joins its images.
+                rows.append((exam_id_for(key, None, the_salt) if key else None, text))
+            yield pd.DataFrame(rows, columns=["exam_id", "_text"])
+
+    def process(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        from radnet_spark.dicom.names import NameScrubber, load_lexicon
+
+        lexicon = load_lexicon(the_lexicon, the_lexicon_file)
+        for batch in batches:
+            rows = []
+            for exam_id, text, hashes in zip(batch["exam_id"], batch["_text"], batch["_name_hashes"], strict=True):
+                text = None if text is None or (not isinstance(text, str) and pd.isna(text)) else str(text)
+                if exam_id is None or (not isinstance(exam_id, str) and pd.isna(exam_id)):
                     rows.append((None, None, None, None, MISSING_EXAM_KEY, "the row has no exam key"))
                     continue
-                # The same function the tags use, so a diagnosis joins its images.
-                exam_id = exam_id_for(key, None, the_salt)
-                result = process_diagnosis(text, language=the_language, min_chars=the_min_chars)
+                hashed = [] if hashes is None or not len(hashes) else list(hashes)
+                names = NameScrubber(hashed_tokens=hashed, salt=the_salt, lexicon=lexicon)
+                result = process_diagnosis(text, language=the_language, min_chars=the_min_chars, names=names)
                 detail = None if result.reject_reason is None else f"exam {exam_id}: {result.reject_detail}"
                 rows.append(
                     (exam_id, result.scrubbed, result.clean, result.stems, result.reject_reason, detail)
                 )
             yield pd.DataFrame(rows, columns=_PROCESSED_SCHEMA.fieldNames())
 
-    processed = df.select(exam_key_column, text_column).mapInPandas(process, _PROCESSED_SCHEMA)
+    keyed = df.select(exam_key_column, text_column).mapInPandas(hash_keys, "exam_id string, _text string")
+    if exam_names is None:
+        keyed = keyed.withColumn("_name_hashes", sf.lit(None).cast("array<string>"))
+    else:
+        per_exam = exam_names.groupBy("exam_id").agg(sf.collect_set("name_hash").alias("_name_hashes"))
+        keyed = keyed.join(per_exam, "exam_id", "left")
+    processed = keyed.select("exam_id", "_text", "_name_hashes").mapInPandas(process, _PROCESSED_SCHEMA)
 
     # Several rows for one exam: keep a usable one, the longest, ties broken by text for determinism.
     by_exam = Window.partitionBy("exam_id")
