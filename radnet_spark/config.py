@@ -96,6 +96,9 @@ class TagsConfig:
     ae_learning_rate: float = 1e-3
     ae_max_epochs: int = 100
     ae_patience: int = 5
+    # torch threads while training: the weights depend on it (float sums are split across threads),
+    # so it is fixed, not the machine's core count; 0 uses every core and gives up that guarantee.
+    ae_train_threads: int = 2
     pca_components: int = 50
     bpe_rules_path: str | None = None  # None: the rules shipped in radnet_spark/tags/bpe_rules.yaml
 
@@ -108,6 +111,7 @@ class ImageConfig:
     learning_rate: float = 1e-3
     max_epochs: int = 40
     patience: int = 5
+    train_threads: int = 2  # like tags.ae_train_threads: fixed so training gives the same weights anywhere
     train_sample_rows: int = 50_000
     validation_sample_rows: int = 5_000  # validation images scored per epoch
     pca_sample_rows: int = 20_000  # images whose codes the PCA is fitted on

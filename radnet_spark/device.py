@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -75,3 +77,20 @@ def configure_torch_threads(num_threads: int | None = None) -> int:
     if torch.get_num_threads() != num_threads:
         torch.set_num_threads(num_threads)
     return num_threads
+
+
+@contextmanager
+def fixed_torch_threads(num_threads: int | None) -> Iterator[int]:
+    """Run a block with exactly ``num_threads`` intra-op threads (None or 0: torch's default), then restore.
+
+    Float sums inside convolutions and matrix products are split across threads, so the same data
+    and seed train bit-identical weights only with the same thread count; training fixes it so a run
+    is reproducible on any machine.
+    """
+    previous = torch.get_num_threads()
+    wanted = int(num_threads) if num_threads else previous
+    torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        torch.set_num_threads(previous)

@@ -195,15 +195,17 @@ def _train(
     num_workers: int,
 ) -> dict[str, Any]:
     """Train either autoencoder with Adam, MSE and early stopping; returns its training metrics."""
+    from radnet_spark.device import fixed_torch_threads
     from radnet_spark.training.trainer import train_autoencoder
 
-    result = train_autoencoder(
-        model,
-        make_loader(train_set, settings["batch_size"], num_workers),
-        make_loader(val_set, settings["batch_size"], num_workers),
-        lr=settings["learning_rate"], max_epochs=settings["max_epochs"], patience=settings["patience"],
-        device=device, progress=progress, seed=settings["seed"],
-    )
+    with fixed_torch_threads(settings.get("train_threads")):
+        result = train_autoencoder(
+            model,
+            make_loader(train_set, settings["batch_size"], num_workers),
+            make_loader(val_set, settings["batch_size"], num_workers),
+            lr=settings["learning_rate"], max_epochs=settings["max_epochs"], patience=settings["patience"],
+            device=device, progress=progress, seed=settings["seed"],
+        )
     return {
         "history": result.history,
         "best_epoch": result.best_epoch,
@@ -230,6 +232,8 @@ class TagEmbedder:
         pca_sample_rows: Rows PCA is fitted on.
         column: The feature column of the table.
         seed: Seeds sampling, shuffling and weight initialisation.
+        train_threads: torch threads while training; fixed so the weights do not depend on the
+            machine's core count (None: torch's default).
     """
 
     name = "tags"
@@ -250,6 +254,7 @@ class TagEmbedder:
         pca_sample_rows: int = 20_000,
         column: str = "features",
         seed: int = 42,
+        train_threads: int | None = None,
     ) -> None:
         if kind not in ("autoencoder", "pca"):
             raise ValueError(f"Tag embedder kind must be 'autoencoder' or 'pca', got {kind!r}.")
@@ -267,6 +272,7 @@ class TagEmbedder:
             "pca_sample_rows": pca_sample_rows,
             "column": column,
             "seed": seed,
+            "train_threads": train_threads,
         }
         self.model: Any = None
         self.pca: PCAProjection | None = None
@@ -418,6 +424,8 @@ class ImageEmbedder:
         pca_sample_rows: Images whose codes PCA is fitted on.
         column: The image column of the table.
         seed: Seeds sampling, shuffling and weight initialisation.
+        train_threads: torch threads while training; fixed so the weights do not depend on the
+            machine's core count (None: torch's default).
     """
 
     name = "image"
@@ -438,6 +446,7 @@ class ImageEmbedder:
         pca_sample_rows: int = 20_000,
         column: str = "image",
         seed: int = 42,
+        train_threads: int | None = None,
     ) -> None:
         self.settings: dict[str, Any] = {
             "filters": list(filters),
@@ -453,6 +462,7 @@ class ImageEmbedder:
             "pca_sample_rows": pca_sample_rows,
             "column": column,
             "seed": seed,
+            "train_threads": train_threads,
         }
         self.model: Any = None
         self.pca: PCAProjection | None = None

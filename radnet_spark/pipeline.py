@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,13 +109,39 @@ def data_fingerprint(spark: SparkSession, warehouse: str) -> str:
 CANONICAL_PARTITIONS = 16
 
 
-def canonical_layout(df: DataFrame, key: str = "sop_instance_uid") -> DataFrame:
+def canonical_layout(df: DataFrame, key: str = "sop_instance_uid", partition_by: str | None = None) -> DataFrame:
     """Rows in files decided by the key alone, so training streams the same batches on any cluster.
 
     Hash partitioning into a fixed count and sorting inside each partition make the files' content
     and order independent of how many executors wrote them (spark.sql.shuffle.partitions, AQE).
+    A table written with ``partitionBy(partition_by)`` must sort by that column first: the writer
+    sorts by it anyway, and Spark then drops a key-only sort as redundant, leaving the rows in
+    arrival order, which depends on the input's file layout.
     """
-    return df.repartition(CANONICAL_PARTITIONS, key).sortWithinPartitions(key)
+    order = [partition_by, key] if partition_by else [key]
+    return df.repartition(CANONICAL_PARTITIONS, key).sortWithinPartitions(*order)
+
+
+def reproducibility_record(config: RadnetConfig, warehouse: str) -> dict[str, Any]:
+    """What, beside the input files and the config, decides a run's labels (kept in the manifest).
+
+    The salt decides the hashed exam ids, hence the exam-level split: two runs give the same labels
+    only with the same salt (the same ``RADNET_SALT`` or the same warehouse). Only a keyed digest of
+    the salt is recorded, never the salt.
+    """
+    import torch
+
+    from radnet_spark.dicom.deid import resolve_salt, salted_hash
+
+    salt = resolve_salt(config.privacy.salt_env, Path(to_local_path(warehouse)) / "_private" / "salt")
+    return {
+        "salt_fingerprint": salted_hash("radnet-salt-fingerprint", salt)[:16],
+        "salt_from": config.privacy.salt_env if os.environ.get(config.privacy.salt_env) else "warehouse _private/salt",
+        "seeds": {"split": config.split.seed, "text": config.text.seed, "cluster": config.cluster.seed},
+        "train_threads": {"tags": config.tags.ae_train_threads, "image": config.image.train_threads},
+        "torch": torch.__version__,
+        "training_device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
 
 
 def _bounded_training_images(images: DataFrame, image: ImageConfig, seed: int) -> DataFrame:
@@ -288,6 +315,7 @@ class _Runner:
             t.embedder, bottleneck=t.ae_bottleneck, hidden=t.ae_hidden, batch_size=t.ae_batch_size,
             learning_rate=t.ae_learning_rate, max_epochs=t.ae_max_epochs, patience=t.ae_patience,
             pca_components=t.pca_components, train_sample_rows=t.fit_sample_rows, seed=self.config.split.seed,
+            train_threads=t.ae_train_threads,
         )
         embedder.fit(table_path(self.warehouse, "tag_features"))
         embedder.save(self.pipeline.path(A.TAG_EMBEDDER))
@@ -303,14 +331,14 @@ class _Runner:
         images = _bounded_training_images(images, i, self.config.split.seed)
         # One folder per split: each epoch's validation pass then reads validation files only, instead of
         # decoding every row group's images to filter them by split.
-        write_table(canonical_layout(images.select("sop_instance_uid", "exam_id", "split", "image")), self.warehouse,
-                    work_table, partition_by="split")
+        write_table(canonical_layout(images.select("sop_instance_uid", "exam_id", "split", "image"),
+                                     partition_by="split"), self.warehouse, work_table, partition_by="split")
         embedder = ImageEmbedder(
             filters=i.cae_filters, bottleneck_channels=i.cae_bottleneck_channels,
             image_size=self.config.ingest.image_size, batch_size=i.batch_size, learning_rate=i.learning_rate,
             max_epochs=i.max_epochs, patience=i.patience, train_sample_rows=i.train_sample_rows,
             validation_sample_rows=i.validation_sample_rows, pca_components=i.pca_components,
-            pca_sample_rows=i.pca_sample_rows, seed=self.config.split.seed,
+            pca_sample_rows=i.pca_sample_rows, seed=self.config.split.seed, train_threads=i.train_threads,
         )
         embedder.fit(table_path(self.warehouse, work_table))
         embedder.save(self.pipeline.path(A.IMAGE_EMBEDDER))
@@ -442,6 +470,7 @@ class _Runner:
         out = Path(to_local_path(self.warehouse)) / "report" / "index.html"
         elbow = self.pipeline.path(A.ELBOW) if self.pipeline.has(A.ELBOW) else None
         build_report(self.spark, to_local_path(self.warehouse), self.labels(), out_html=out, elbow=elbow,
+                     images_per_cluster=self.config.cluster.images_per_cluster,
                      title=f"radnet-spark clusters — {self.pipeline.name}/{self.pipeline.version}")
         return {"report": str(out)}
 
@@ -482,6 +511,7 @@ def run(
         pipeline = PipelineDir(Path(previous["pipeline"]))  # resume the interrupted or finished version
     else:
         pipeline = create_pipeline_dir(models_root, name, A.new_version(), config)
+        pipeline.update_manifest(reproducibility=reproducibility_record(config, warehouse))
         ledger.mark("run", run_stamp, pipeline=str(pipeline.root), complete=False)
 
     runner = _Runner(spark, warehouse, config, pipeline, data_stamp)
@@ -577,16 +607,17 @@ def label(
     dicom: str,
     diagnoses: str | None,
     warehouse: str,
-    config_overrides: RadnetConfig | None = None,
+    config: RadnetConfig | None = None,
 ) -> LabelResult:
-    """Ingest unseen files and label every not-yet-labelled instance with a saved pipeline."""
+    """Ingest unseen files and label every not-yet-labelled instance with a saved pipeline.
+
+    ``config`` is the effective label config (see :func:`radnet_spark.config.label_config`);
+    None runs with the pipeline's own.
+    """
     from radnet_spark.ingest.job import ingest, new_run_id
 
     pipeline = open_pipeline_dir(pipeline_path)
-    config = pipeline.config()
-    if config_overrides is not None:
-        config.spark = config_overrides.spark
-        config.privacy = config_overrides.privacy
+    config = config if config is not None else pipeline.config()
     run_id = new_run_id()
     ingest(spark, dicom, diagnoses, warehouse, config, run_id=run_id)
 

@@ -1,10 +1,9 @@
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
-
-import dataclasses
-import typing
 
 from radnet_spark.config import (
     ConfigError,
