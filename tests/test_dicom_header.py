@@ -260,3 +260,15 @@ def test_unknown_vr_code_is_not_turned_into_a_text_column(tmp_path: Path) -> Non
     tags = dataset_to_tags(read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG))
     assert tags.get("StudyDescription") is None
     assert tags["SliceThickness"] == "2.5"  # the elements after it still parse
+
+
+def test_megabyte_text_value_is_left_out_unread(tmp_path: Path) -> None:
+    from pydicom.tag import Tag
+
+    ds = small_dataset(ImageComments="CT glave nativno. " * 60_000, StudyDescription="CT glave")
+    path = write(tmp_path, "long.dcm", part10_bytes(ds))
+    header = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    tags = dataset_to_tags(header)
+    assert "ImageComments" not in tags
+    assert tags["StudyDescription"] == "CT glave"
+    assert header.get_item(Tag("ImageComments"), keep_deferred=True).value is None  # never loaded

@@ -344,3 +344,107 @@ def test_real_modality_lut_file_is_rejected() -> None:
 @pytest.mark.parametrize("name", ["rtplan.dcm", "rtstruct.dcm"])
 def test_non_image_objects_have_no_pixel_data(name: str) -> None:
     assert reason_of(read(name)) is RejectReason.NO_PIXEL_DATA
+
+
+# --- bounded memory: one frame read from the file, blocks of rows windowed ------------------------
+
+
+def _save(ds: Dataset, path, syntax=ExplicitVRLittleEndian) -> str:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.preamble = b"\0" * 128
+    ds.save_as(path, enforce_file_format=True)
+    return str(path)
+
+
+def _pixel_value_is_still_deferred(ds: Dataset) -> bool:
+    from pydicom.tag import Tag
+
+    return ds.get_item(Tag("PixelData"), keep_deferred=True).value is None
+
+
+def _noise_frames(count: int, blank: int, side: int = 128) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 1000, (count, side, side)).astype(np.uint16)
+    frames[:blank] = 0
+    return frames
+
+
+def test_deferred_multiframe_is_decoded_one_frame_at_a_time_from_the_file(tmp_path) -> None:
+    frames = _noise_frames(8, blank=3)  # 256 KiB of pixels: deferred by the header read
+    path = _save(synthetic(frames, WindowCenter="500", WindowWidth="1000"), tmp_path / "mf.dcm")
+    loaded = export_8bit(read_dataset(path, stop_before_pixels=False, max_file_bytes=10**9), POLICY)
+    header = read_dataset(path, stop_before_pixels=True, max_file_bytes=10**9)
+    assert _pixel_value_is_still_deferred(header)
+    exported = export_8bit(header, POLICY)
+    assert (exported.frames, exported.frame_index) == (8, 3)
+    assert np.array_equal(exported.image, loaded.image)
+    # The pixel value was never loaded whole: frames were read from the file on their own.
+    assert _pixel_value_is_still_deferred(header)
+
+
+def test_deferred_big_endian_multiframe_matches_little_endian(tmp_path) -> None:
+    from pydicom.uid import ExplicitVRBigEndian
+
+    frames = _noise_frames(4, blank=1)
+    little = synthetic(frames, WindowCenter="500", WindowWidth="1000")
+    big = synthetic(frames, WindowCenter="500", WindowWidth="1000")
+    big.PixelData = frames.astype(">u2").tobytes()
+    little_path = _save(little, tmp_path / "le.dcm")
+    big_path = _save(big, tmp_path / "be.dcm", ExplicitVRBigEndian)
+    header = read_dataset(big_path, stop_before_pixels=True, max_file_bytes=10**9)
+    exported = export_8bit(header, POLICY)
+    expected = export_8bit(read_dataset(little_path, stop_before_pixels=True, max_file_bytes=10**9), POLICY)
+    assert exported.frame_index == 1
+    assert np.array_equal(exported.image, expected.image)
+    assert _pixel_value_is_still_deferred(header)
+
+
+def test_deferred_encapsulated_multiframe_decodes_only_the_frames_it_needs(tmp_path) -> None:
+    from pydicom.uid import RLELossless
+
+    frames = _noise_frames(6, blank=2)
+    ds = synthetic(frames, WindowCenter="500", WindowWidth="1000")
+    ds.compress(RLELossless, generate_instance_uid=False)
+    path = _save(ds, tmp_path / "rle.dcm", RLELossless)
+    header = read_dataset(path, stop_before_pixels=True, max_file_bytes=10**9)
+    assert _pixel_value_is_still_deferred(header)
+    exported = export_8bit(header, POLICY)
+    loaded = export_8bit(read_dataset(path, stop_before_pixels=False, max_file_bytes=10**9), POLICY)
+    assert exported.frame_index == 2
+    assert np.array_equal(exported.image, loaded.image)
+
+
+def test_declared_size_is_rejected_before_any_pixel_byte_is_read(tmp_path) -> None:
+    ds = synthetic(_noise_frames(4, blank=0))
+    ds.NumberOfFrames = 50_000  # 128×128×2×50k = 1.6 GB declared, 128 KiB stored
+    path = _save(ds, tmp_path / "declared.dcm")
+    header = read_dataset(path, stop_before_pixels=True, max_file_bytes=10**9)
+    with pytest.raises(RecordRejected) as caught:
+        export_8bit(header, POLICY)
+    assert caught.value.reason is RejectReason.PIXEL_DATA_TOO_LARGE
+    assert _pixel_value_is_still_deferred(header)
+
+
+def test_pixel_data_far_larger_than_declared_is_a_size_mismatch_without_loading_it(tmp_path) -> None:
+    ds = synthetic(_noise_frames(8, blank=0))
+    del ds.NumberOfFrames  # one 128×128 frame declared, eight stored
+    path = _save(ds, tmp_path / "larger.dcm")
+    header = read_dataset(path, stop_before_pixels=True, max_file_bytes=10**9)
+    with pytest.raises(RecordRejected) as caught:
+        export_8bit(header, POLICY)
+    assert caught.value.reason is RejectReason.PIXEL_DATA_SIZE_MISMATCH
+    assert _pixel_value_is_still_deferred(header)
+
+
+def test_windowing_in_blocks_of_rows_equals_the_whole_frame(monkeypatch) -> None:
+    import radnet_spark.dicom.pixels as pixels
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 4096, (97, 61)).astype(np.uint16)
+    expected = apply_window(apply_rescale(frame, 1.5, -1024.0), 300.0, 1500.0)
+    monkeypatch.setattr(pixels, "WINDOW_BLOCK_PIXELS", 200)  # 3 rows per block, a partial last block
+    assert np.array_equal(pixels._rescale_and_window(frame, (1.5, -1024.0), 300.0, 1500.0), expected)

@@ -66,6 +66,8 @@ DEFAULT_MAX_SEQUENCE_DEPTH = 16
 # Attributes with more values than this are arrays (LUTs, coordinates), useless as tag columns.
 MAX_VALUES_PER_ATTRIBUTE = 64
 DEFER_BYTES = 64 * 1024
+MAX_TAG_VALUE_BYTES = DEFER_BYTES
+"""Attribute values longer than this (64 KiB) are left out of the tag dictionary without being loaded."""
 DEFAULT_MAX_INFLATED_BYTES = 512 * 1024 * 1024
 _INFLATE_CHUNK = 1024 * 1024
 _NUMERIC_STRING_VRS = frozenset({"DS", "IS"})
@@ -418,7 +420,8 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
     Keeps every top-level, public, non-pixel, non-sequence, non-binary element that has a keyword.
     Attributes whose dictionary value multiplicity is not exactly 1 (``ImageType``, ``WindowCenter``,
     ``PixelSpacing``, …) and any element that actually holds several values appear only split, as
-    ``Keyword_0``, ``Keyword_1``, …, so a column means the same thing in every row. Text is decoded
+    ``Keyword_0``, ``Keyword_1``, …, so a column means the same thing in every row. A value longer
+    than :data:`MAX_TAG_VALUE_BYTES` is left out unread (a hostile megabyte string costs nothing). Text is decoded
     with the dataset's SpecificCharacterSet; undecodable bytes become U+FFFD. A value that fails
     validation (``DS``/``IS`` that is not a number, or one pydicom cannot convert at all) becomes
     None instead of failing the record; an element with an unknown VR code is read by pydicom as
@@ -443,11 +446,18 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
             if not keyword:
                 continue
             try:
-                raw_vr = ds.get_item(tag, keep_deferred=True).VR
+                raw = ds.get_item(tag, keep_deferred=True)
+                raw_vr = raw.VR
             except Exception:  # noqa: BLE001
-                raw_vr = None
+                raw, raw_vr = None, None
             if raw_vr == "SQ" or raw_vr in _BINARY_VRS:
                 continue
+            if (
+                isinstance(raw, RawDataElement)
+                and raw.length != _UNDEFINED_LENGTH
+                and raw.length > MAX_TAG_VALUE_BYTES
+            ):
+                continue  # a 64 KiB value is no tag feature; left unread, it costs no memory
             try:
                 elem = ds[tag]
                 value = elem.value

@@ -13,6 +13,15 @@ paper). Colour images (RGB, YBR_*, PALETTE COLOR) have no window: they are conve
 luminance (ITU-R BT.601 weights), and their stored range is scaled to 8 bits; their
 ``window_source`` is ``"none"``.
 
+Memory: the declared size (Rows × Columns × NumberOfFrames × SamplesPerPixel × bytes per sample)
+is checked against ``max_pixel_bytes`` before any pixel byte is read. When the header read deferred
+the pixel data (``read_dataset(..., stop_before_pixels=True)``), the pixel value is never loaded as a
+whole: each frame is read and decoded from the file on its own (native data by offset, encapsulated
+data fragment by fragment), and frames after the exported one are never read. Rescale and window
+run over blocks of rows (:data:`WINDOW_BLOCK_PIXELS`), so a frame costs its stored bytes plus one byte
+per pixel, not several float64 copies; only a frame that needs an estimated window holds one float64
+copy (for its percentiles).
+
 Every function except :func:`export_8bit` is pure and works on NumPy arrays.
 """
 
@@ -44,6 +53,9 @@ _NATIVE_SYNTAXES = frozenset(
     }
 )
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+WINDOW_BLOCK_PIXELS = 1 << 20
+"""Rescale and window work on blocks of whole rows of about this many pixels (bounded float64 temporaries)."""
 # ITU-R BT.601 luma weights, the usual RGB -> grey conversion.
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -178,7 +190,9 @@ def first_valid_window(centers: Any, widths: Any) -> tuple[float, float] | None:
     return pairs[0] if pairs else None
 
 
-def estimate_window(values: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+def estimate_window(
+    values: np.ndarray, low: float = 0.5, high: float = 99.5, *, overwrite_input: bool = False
+) -> tuple[float, float]:
     """Estimate a window from the value distribution: it spans the ``low``..``high`` percentiles.
 
     A constant image gets a window just above its value, so it exports as black (and the value
@@ -188,11 +202,12 @@ def estimate_window(values: np.ndarray, low: float = 0.5, high: float = 99.5) ->
         values: Modality values (after rescale).
         low: Lower percentile.
         high: Upper percentile.
+        overwrite_input: Let the percentile computation reorder ``values`` instead of copying them.
 
     Returns:
         (centre, width) with width > 0.
     """
-    lo, hi = np.percentile(values, [low, high])
+    lo, hi = np.percentile(values, [low, high], overwrite_input=overwrite_input)
     lo, hi = float(lo), float(hi)
     if hi <= lo:
         return lo + 0.5, 1.0
@@ -310,21 +325,43 @@ def _expected_bytes(rows: int, columns: int, frames: int, samples: int, bits: in
     return pixels * (bits // 8)
 
 
+def _rescale_and_window(
+    frame: np.ndarray, rescale: tuple[float, float], center: float, width: float
+) -> np.ndarray:
+    """``apply_window(apply_rescale(frame, *rescale), center, width)``, computed over blocks of rows.
+
+    Every step is element-wise, so the result is the same as on the whole frame, but the float64
+    temporaries never exceed :data:`WINDOW_BLOCK_PIXELS` values.
+    """
+    out = np.empty(frame.shape, dtype=np.uint8)
+    if frame.ndim == 0 or frame.shape[0] == 0:
+        return apply_window(apply_rescale(frame, *rescale), center, width)
+    row_pixels = max(1, frame.size // frame.shape[0])
+    step = max(1, WINDOW_BLOCK_PIXELS // row_pixels)
+    for start in range(0, frame.shape[0], step):
+        block = apply_rescale(frame[start : start + step], *rescale)
+        out[start : start + step] = apply_window(block, center, width)
+    return out
+
+
 def _window_frame(
-    values: np.ndarray, pairs: list[tuple[float, float]], estimate: bool
+    frame: np.ndarray, rescale: tuple[float, float], pairs: list[tuple[float, float]], estimate: bool
 ) -> tuple[np.ndarray, float, float, str]:
     """Window one frame: the first DICOM pair giving a non-constant image, else the first pair."""
+    first: np.ndarray | None = None
     for center, width in pairs:
-        image = apply_window(values, center, width)
+        image = _rescale_and_window(frame, rescale, center, width)
         if image.max() != image.min():
             return image, center, width, "dicom"
+        first = image if first is None else first
     if pairs:
         center, width = pairs[0]
-        return apply_window(values, center, width), center, width, "dicom"
+        return first, center, width, "dicom"
     if not estimate:
         raise RecordRejected(RejectReason.NO_WINDOW, "The dataset has no valid WindowCenter/WindowWidth.")
-    center, width = estimate_window(values)
-    return apply_window(values, center, width), center, width, "estimated"
+    # The percentiles need the frame's values at once: one float64 copy, reordered in place.
+    center, width = estimate_window(apply_rescale(frame, *rescale), overwrite_input=True)
+    return _rescale_and_window(frame, rescale, center, width), center, width, "estimated"
 
 
 def _colour_to_8bit(rgb: np.ndarray, max_value: float) -> np.ndarray:
@@ -343,8 +380,7 @@ def _frame_to_8bit(
 ) -> tuple[np.ndarray, float | None, float | None, str]:
     """One decoded frame to an unresized 8-bit image plus the window used."""
     if photometric in MONOCHROME:
-        values = apply_rescale(frame, *rescale)
-        image, center, width, source = _window_frame(values, pairs, policy.estimate_missing_window)
+        image, center, width, source = _window_frame(frame, rescale, pairs, policy.estimate_missing_window)
         if photometric == "MONOCHROME1":  # low values are white: invert to the usual display
             image = 255 - image
         return image, center, width, source
@@ -430,15 +466,15 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
 
     syntax = _transfer_syntax(ds)
     keyword = next(k for k in _PIXEL_KEYWORDS if k in ds)
-    element = ds[keyword]
+    source = _PixelSource.of(ds, keyword, bits_allocated)
     native = syntax in _NATIVE_SYNTAXES
     if native:
-        if element.is_undefined_length:
+        if source.undefined_length:
             raise RecordRejected(
                 RejectReason.UNDECODABLE_COMPRESSION,
                 f"The pixel data is compressed but the transfer syntax is {syntax.name}.",
             )
-        actual = len(element.value or b"")
+        actual = source.length
         if actual < expected or actual > 2 * expected + 2:
             raise RecordRejected(
                 RejectReason.PIXEL_DATA_SIZE_MISMATCH,
@@ -469,10 +505,98 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
     xa_multiframe = frames > 1 and str(ds.get("Modality", "")).upper() == "XA"
     min_ratio = policy.min_distinct_ratio_xa_multiframe if xa_multiframe else policy.min_distinct_ratio
 
+    with source:
+        return _export_first_passing_frame(
+            ds, source, decoder, syntax, native, photometric, rows, columns, frames, bits_stored, rescale,
+            pairs, min_ratio, policy,
+        )
+
+
+class _PixelSource:
+    """Where the frames are decoded from: the loaded value, or the file when the value is deferred.
+
+    A deferred value (left unread by ``read_dataset(..., stop_before_pixels=True)``) is never loaded
+    whole: the decoder gets the open file positioned at the value and reads only the frame asked for.
+    """
+
+    def __init__(self, ds: Dataset, keyword: str, length: int, undefined_length: bool,
+                 offset: int | None, vr: str) -> None:
+        self.ds = ds
+        self.keyword = keyword
+        self.length = length
+        self.undefined_length = undefined_length
+        self.offset = offset  # file offset of the value when deferred, else None
+        self.vr = vr
+        self._handle: Any = None
+
+    @classmethod
+    def of(cls, ds: Dataset, keyword: str, bits_allocated: int) -> _PixelSource:
+        from pydicom.dataelem import RawDataElement
+        from pydicom.tag import Tag
+
+        raw = ds.get_item(Tag(keyword), keep_deferred=True)
+        filename = getattr(ds, "filename", None)
+        if (
+            isinstance(raw, RawDataElement)
+            and raw.value is None
+            and raw.value_tell is not None
+            and isinstance(filename, str)
+        ):
+            undefined = raw.length == _UNDEFINED_LENGTH
+            vr = raw.VR or ("OW" if bits_allocated > 8 else "OB")  # implicit VR: as pydicom resolves it
+            return cls(ds, keyword, 0 if undefined else raw.length, undefined, raw.value_tell, vr)
+        element = ds[keyword]
+        return cls(ds, keyword, len(element.value or b""), bool(element.is_undefined_length), None,
+                   element.VR)
+
+    def __enter__(self) -> _PixelSource:
+        if self.offset is not None:
+            try:
+                self._handle = open(self.ds.filename, "rb")  # noqa: SIM115 - closed by __exit__
+            except OSError as error:
+                raise RecordRejected(
+                    RejectReason.READ_ERROR, f"The pixel data cannot be read ({type(error).__name__})."
+                ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def frame(self, decoder: Any, index: int) -> tuple[np.ndarray, dict]:
+        """Decode frame ``index`` (and only that frame)."""
+        if self._handle is None:
+            return decoder.as_array(self.ds, index=index)
+        from pydicom.pixels.utils import as_pixel_options
+
+        options = as_pixel_options(self.ds)
+        options.update(pixel_keyword=self.keyword, pixel_vr=self.vr)
+        self._handle.seek(self.offset)
+        return decoder.as_array(self._handle, index=index, **options)
+
+
+def _export_first_passing_frame(
+    ds: Dataset,
+    source: _PixelSource,
+    decoder: Any,
+    syntax: UID,
+    native: bool,
+    photometric: str,
+    rows: int,
+    columns: int,
+    frames: int,
+    bits_stored: int,
+    rescale: tuple[float, float],
+    pairs: list[tuple[float, float]],
+    min_ratio: float,
+    policy: PixelPolicy,
+) -> ExportedImage:
+    """Decode frames one at a time until one passes the value policy; later frames are never read."""
     first_reason: RejectReason | None = None
     for index in range(frames):
         try:
-            frame, meta = decoder.as_array(ds, index=index)
+            frame, meta = source.frame(decoder, index)
         except Exception as error:  # noqa: BLE001 - plugins raise many types on bad streams
             if native:
                 raise RecordRejected(
@@ -484,7 +608,7 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
                 f"The {syntax.name} pixel data cannot be decoded by the installed plugins.",
             ) from None
         decoded_photometric = str(meta.get("photometric_interpretation", photometric))
-        image, center, width, source = _frame_to_8bit(
+        image, center, width, window_source = _frame_to_8bit(
             frame, decoded_photometric, ds, rescale, pairs, policy, bits_stored
         )
         reason = value_policy_reason(image, policy.min_max_value, min_ratio)
@@ -497,7 +621,7 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
                 frame_index=index,
                 window_center=center,
                 window_width=width,
-                window_source=source,
+                window_source=window_source,
                 photometric=photometric,
             )
         first_reason = first_reason or reason
