@@ -141,6 +141,7 @@ def reproducibility_record(config: RadnetConfig, warehouse: str) -> dict[str, An
         "train_threads": {"tags": config.tags.ae_train_threads, "image": config.image.train_threads},
         "torch": torch.__version__,
         "training_device": "cuda" if torch.cuda.is_available() else "cpu",
+        "mkl": {name: os.environ.get(name) for name in ("MKL_CBWR", "MKL_DYNAMIC")},
     }
 
 
