@@ -15,6 +15,8 @@ Three sources of names, applied together by :class:`NameScrubber` (pure, no Spar
    signatures put the degree after the name ("Ana Babić, dr. med."): up to three capitalised words
    right before ``dr. med.``, ``dr. sc.``, ``mag.``, ``bacc.`` or ``univ.`` go as well, unless they are
    protected words (below) or all-capital abbreviations of up to three letters (``CT``, ``RTG``).
+   After a comma (``…, dr. med.``) the degree always closes a signature: the capitalised word that
+   follows it starts the next sentence and stays.
 3. **A names lexicon**: given names and surnames of the locales in ``privacy.names_lexicon`` from
    the `Faker <https://pypi.org/project/Faker/>`_ package (MIT licence, maintained, data shipped in
    the wheel: nothing downloads). A capitalised word of three or more letters whose folded form is
@@ -90,6 +92,7 @@ _TITLE_CHAIN = re.compile(
     re.IGNORECASE,
 )
 _MAX_NAME_WORDS = 3
+_SIGNATURE_COMMA = re.compile(r"[^\W\d_],\s*$")
 _CJK_SUBSTRING_MAX = 8
 
 
@@ -362,15 +365,23 @@ class NameScrubber:
 
     def _title_spans(self, text: str) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
+        signatures: list[tuple[int, int]] = []  # ", dr. med." after a name: no title of what follows
+        for match in _POST_TITLE.finditer(text):
+            chain = _TITLE_CHAIN.match(text, match.end())
+            chain_end = chain.end() if chain else match.end()
+            if _SIGNATURE_COMMA.search(text, max(0, match.start() - 8), match.start()):
+                # "Ana Babić, dr. med." (the Croatian signature): the name is before the comma, and a
+                # capitalised word after the degree starts the next sentence.
+                signatures.append((match.start(), chain_end))
+            elif _capitalised_words_after(text, chain_end):
+                continue  # "dr. med. Ivan Horvat": the degree stands before the name
+            spans += _capitalised_words_before(text, match.start())
         for match in _PRE_TITLE.finditer(text):
+            if any(start <= match.start() < end for start, end in signatures):
+                continue
             chain = _TITLE_CHAIN.match(text, match.end())
             position = chain.end() if chain else match.end()
             spans += _capitalised_words_after(text, position)
-        for match in _POST_TITLE.finditer(text):
-            chain = _TITLE_CHAIN.match(text, match.end())
-            if _capitalised_words_after(text, chain.end() if chain else match.end()):
-                continue  # "dr. med. Ivan Horvat": the degree stands before the name
-            spans += _capitalised_words_before(text, match.start())
         return spans
 
     def _lexicon_spans(self, text: str) -> Iterator[tuple[int, int]]:
