@@ -49,8 +49,7 @@ synthetic_exams = int(widget("synthetic_exams", "0", "5") or 0)
 
 from pathlib import Path
 
-from radnet_spark.artifacts import list_pipelines
-from radnet_spark.errors import PipelineError
+from radnet_spark.artifacts import latest_pipeline
 from radnet_spark.session import get_spark
 from radnet_spark.storage import to_local_path
 from radnet_spark.synth import generate_pacs
@@ -58,10 +57,8 @@ from radnet_spark.synth import generate_pacs
 spark = get_spark()
 
 if pipeline == "latest":
-    complete = [row for row in list_pipelines(to_local_path(models)) if row["complete"] and row["name"] == name]
-    if not complete:
-        raise PipelineError(f"No complete pipeline named {name!r} under {models}; train one with notebook 2.")
-    pipeline = complete[0]["pipeline"]  # list_pipelines is newest first
+    # Only versions whose training finished (``complete`` in the manifest, its last write) qualify.
+    pipeline = latest_pipeline(to_local_path(models), name)
 print(f"pipeline: {pipeline}")
 
 dump_dir = Path(to_local_path(dicom))

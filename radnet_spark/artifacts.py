@@ -16,7 +16,7 @@ import yaml
 from radnet_spark import __version__
 from radnet_spark.config import RadnetConfig
 from radnet_spark.errors import PipelineError
-from radnet_spark.storage import to_local_path
+from radnet_spark.storage import to_local_path, write_text_atomically
 
 MANIFEST = "manifest.json"
 LIBRARIES = ("pyspark", "pydicom", "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "gensim", "kneed")
@@ -31,6 +31,15 @@ FUSION = "fusion"
 KMEANS = "kmeans"
 ELBOW = "elbow.json"
 METRICS = "metrics.json"
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A version's manifest; {} when missing or unreadable (such a folder is not a usable version)."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def fingerprint(*parts: Any) -> str:
@@ -74,16 +83,13 @@ class PipelineDir:
         return (self.root / part).exists()
 
     def manifest(self) -> dict[str, Any]:
-        target = self.root / MANIFEST
-        if not target.is_file():
-            return {}
-        return json.loads(target.read_text(encoding="utf-8"))
+        return read_manifest(self.root / MANIFEST)
 
     def update_manifest(self, **entries: Any) -> None:
+        """Rewrite the manifest atomically: a kill leaves the old manifest or the new, never a torn one."""
         manifest = self.manifest()
         manifest.update(entries)
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        write_text_atomically(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str))
 
     def record_artifact(self, part: str, **details: Any) -> None:
         artifacts = self.manifest().get("artifacts", {})
@@ -123,11 +129,18 @@ def open_pipeline_dir(path: str | Path) -> PipelineDir:
     return pipeline
 
 
-def list_pipelines(models_root: str | Path) -> list[dict[str, Any]]:
-    """Every pipeline version under ``models_root`` with its headline facts, newest first."""
+def list_pipelines(models_root: str | Path, include_incomplete: bool = False) -> list[dict[str, Any]]:
+    """Every finished pipeline version under ``models_root`` with its headline facts, newest first.
+
+    A version becomes finished when `run` sets ``complete`` in its manifest, its last write; a
+    version still training or killed half-way (or with a manifest that does not parse) is left out
+    unless ``include_incomplete``.
+    """
     rows = []
     for manifest_path in sorted(Path(to_local_path(str(models_root))).glob(f"*/*/{MANIFEST}")):
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = read_manifest(manifest_path)
+        if not manifest.get("complete") and not include_incomplete:
+            continue
         metrics = manifest.get("metrics", {})
         rows.append({
             "pipeline": str(manifest_path.parent),
@@ -139,3 +152,11 @@ def list_pipelines(models_root: str | Path) -> list[dict[str, Any]]:
             "score": metrics.get("validation", {}).get("score"),
         })
     return sorted(rows, key=lambda r: r["created_at"] or "", reverse=True)
+
+
+def latest_pipeline(models_root: str | Path, name: str) -> str:
+    """The newest finished version of pipeline ``name`` (what the nightly job labels with by default)."""
+    finished = [row for row in list_pipelines(models_root) if row["name"] == name]
+    if not finished:
+        raise PipelineError(f"No complete pipeline named {name!r} under {models_root}; train one with `radnet run`.")
+    return finished[0]["pipeline"]

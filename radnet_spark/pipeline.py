@@ -29,8 +29,20 @@ from radnet_spark import artifacts as A
 from radnet_spark.artifacts import PipelineDir, create_pipeline_dir, fingerprint, open_pipeline_dir
 from radnet_spark.config import ImageConfig, RadnetConfig, write_effective_config
 from radnet_spark.errors import PipelineError
-from radnet_spark.storage import to_local_path
-from radnet_spark.tables import read_table, table_exists, table_path, write_table
+from radnet_spark.storage import to_local_path, write_text_atomically
+from radnet_spark.tables import (
+    commit_run,
+    committed_runs,
+    drop_table,
+    read_table,
+    remove_uncommitted,
+    table_exists,
+    table_path,
+    uncommit_run,
+    warehouse_lock,
+    write_run_partition,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +62,19 @@ class StageLedger:
         return self.root / f"{stage}.json"
 
     def done(self, stage: str, stamp: str) -> bool:
-        path = self._path(stage)
-        return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("fingerprint") == stamp
+        return self.info(stage).get("fingerprint") == stamp
 
     def info(self, stage: str) -> dict[str, Any]:
-        path = self._path(stage)
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        """The stage's entry; {} when missing or torn (a kill while it was written: the stage runs again)."""
+        try:
+            record = json.loads(self._path(stage).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
 
     def mark(self, stage: str, stamp: str, **info: Any) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         record = {"fingerprint": stamp, "finished_at": datetime.now(UTC).isoformat(), **info}
-        self._path(stage).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        write_text_atomically(self._path(stage), json.dumps(record, indent=2, default=str))
 
 
 @dataclass
@@ -98,11 +112,11 @@ def _section(config: RadnetConfig, *names: str) -> dict[str, Any]:
 
 
 def data_fingerprint(spark: SparkSession, warehouse: str) -> str:
-    """Identifies the ingested data: the set of ingest runs that wrote to the warehouse."""
-    runs: set[str] = set()
-    for name in ("files", "rejects"):
-        if table_exists(warehouse, name):
-            runs |= {r[0] for r in read_table(spark, warehouse, name).select("ingest_run_id").distinct().collect()}
+    """Identifies the ingested data: the committed ingest runs that wrote files or rejects rows."""
+    runs = {
+        record.get("run_id") for record in committed_runs(warehouse, "ingest")
+        if {"files", "rejects"} & set(record["partitions"])
+    }
     return fingerprint(sorted(r for r in runs if r))
 
 
@@ -240,14 +254,29 @@ def _labels_rows(assigned: DataFrame, tags: DataFrame, pipeline: PipelineDir, ru
     )
 
 
-def write_labels(rows: DataFrame, warehouse: str, overwrite_version: bool) -> None:
-    """``labels`` is partitioned by pipeline version; `run` replaces its version, `label` appends."""
-    writer = rows.write.partitionBy("pipeline_version")
-    if overwrite_version:
-        writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-    else:
-        writer = writer.mode("append")
-    writer.parquet(table_path(warehouse, "labels"))
+def labels_partition(version: str, run_id: str) -> str:
+    return f"pipeline_version={version}/label_run_id={run_id}"
+
+
+def write_labels(rows: DataFrame, warehouse: str, version: str, run_id: str) -> int:
+    """Write and commit one label run's rows: ``labels/pipeline_version=<v>/label_run_id=<run>/``.
+
+    `run` labels its version as run ``run`` (a rewrite first hides the old rows: complete or
+    absent); `label` appends one folder per run. Only the record ``_runs/<run>.labels-<v>.json``,
+    written last, makes the rows visible. Returns the rows written.
+    """
+    record = f"{run_id}.labels-{version}"
+    uncommit_run(warehouse, record)
+    partition = labels_partition(version, run_id)
+    shutil.rmtree(to_local_path(f"{table_path(warehouse, 'labels')}/{partition}"), ignore_errors=True)
+    log.info("label %s: write labels ...", run_id)
+    count = write_run_partition(rows, warehouse, "labels", partition)
+    log.info("label %s: write labels done", run_id)
+    if count:
+        commit_run(warehouse, record, "label", {"labels": partition}, {"labels": count},
+                   run_id=run_id, pipeline_version=version)
+        log.info("label %s: commit done", run_id)
+    return count
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +372,7 @@ class _Runner:
         )
         embedder.fit(table_path(self.warehouse, work_table))
         embedder.save(self.pipeline.path(A.IMAGE_EMBEDDER))
-        shutil.rmtree(to_local_path(table_path(self.warehouse, work_table)), ignore_errors=True)
+        drop_table(self.warehouse, work_table)
         self.pipeline.record_artifact(A.IMAGE_EMBEDDER, kind="cae", size=embedder.embedding_size)
         return {"metrics": embedder.metrics}
 
@@ -420,7 +449,8 @@ class _Runner:
         self.pipeline.record_artifact(A.KMEANS, k=k, algorithm=c.algorithm, engine=c.engine, distance=c.distance)
         self.pipeline.update_manifest(k=k)
         assigned = assign_clusters(self.table("fused"), self.pipeline)
-        write_labels(_labels_rows(assigned, self.table("tags"), self.pipeline, "run"), self.warehouse, True)
+        write_labels(_labels_rows(assigned, self.table("tags"), self.pipeline, "run"), self.warehouse,
+                     self.pipeline.version, "run")
         return {"k": k}
 
     def labels(self) -> DataFrame:
@@ -494,11 +524,20 @@ def run(
         until: the last stage to run (one of STAGES); later stages wait for the next call.
         compare: also evaluate every single view and fusion method (``radnet evaluate --compare``).
     """
+    with warehouse_lock(warehouse, "run"):
+        return _run(spark, dicom, diagnoses, warehouse, config, models_root, name, until, compare)
+
+
+def _run(
+    spark: SparkSession, dicom: str | None, diagnoses: str | None, warehouse: str, config: RadnetConfig,
+    models_root: str, name: str, until: str, compare: bool,
+) -> RunResult:
     from radnet_spark.ingest.job import ingest
 
     if until not in STAGES:
         raise PipelineError(f"Unknown stage {until!r}; choose from {', '.join(STAGES)}.")
     last = STAGES.index(until)
+    remove_uncommitted(warehouse, ("labels",))
     if dicom is not None:
         log.info("%s", ingest(spark, dicom, diagnoses, warehouse, config))
     if not table_exists(warehouse, "tags"):
@@ -620,7 +659,19 @@ def label(
     pipeline = open_pipeline_dir(pipeline_path)
     config = config if config is not None else pipeline.config()
     run_id = new_run_id()
+    with warehouse_lock(warehouse, "label"):
+        return _label(spark, pipeline, dicom, diagnoses, warehouse, config, run_id, ingest)
+
+
+def _label(
+    spark: SparkSession, pipeline: PipelineDir, dicom: str, diagnoses: str | None, warehouse: str,
+    config: RadnetConfig, run_id: str, ingest: Callable[..., Any],
+) -> LabelResult:
+    # Labels of a killed label run are debris: their instances are labelled again below.
+    remove_uncommitted(warehouse, ("labels",))
+    log.info("label %s: ingest ...", run_id)
     ingest(spark, dicom, diagnoses, warehouse, config, run_id=run_id)
+    log.info("label %s: ingest done", run_id)
 
     tags = read_table(spark, warehouse, "tags")
     todo = tags
@@ -651,9 +702,10 @@ def label(
     from radnet_spark.inference import arrow_batch_rows
 
     with arrow_batch_rows(spark, config.image.inference_batch_rows):  # see _Runner.embed
-        write_labels(_labels_rows(assigned, todo, pipeline, run_id), warehouse, overwrite_version=False)
+        new_labels = write_labels(_labels_rows(assigned, todo, pipeline, run_id), warehouse, pipeline.version, run_id)
     todo.unpersist()
 
+    log.info("label %s: drift ...", run_id)
     labels = read_table(spark, warehouse, "labels").where(F.col("pipeline_version") == pipeline.version)
     new = labels.where(F.col("label_run_id") == run_id)
     reference = labels.where(F.col("label_run_id") == "run")
@@ -661,4 +713,5 @@ def label(
     for warning in warnings:
         log.warning("%s", warning)
     write_effective_config(config, warehouse, "label")
-    return LabelResult(pipeline.version, new.count(), drift, warnings)
+    log.info("label %s: drift done", run_id)
+    return LabelResult(pipeline.version, new_labels, drift, warnings)

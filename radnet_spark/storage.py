@@ -183,3 +183,20 @@ def list_files_distributed(spark, root: str):  # noqa: ANN001, ANN201 - pyspark 
 
     # A file reached directly and through a link (or through two links) is one input.
     return seeds.mapInPandas(walk, LISTING_SCHEMA).dropDuplicates(["path"])
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write a small file so that a reader sees the old content or the new, never a torn one.
+
+    The text goes to a hidden sibling first and is renamed over ``path`` (atomic on POSIX and on
+    the FUSE mounts the warehouse lives on). Where a rename is not atomic, a torn JSON record is
+    still recognisable: readers of our records treat a file that does not parse as absent.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)

@@ -9,6 +9,7 @@ import numpy as np
 from radnet_spark.clustering.elbow import ElbowResult
 from radnet_spark.evaluation.cards import cards_markdown, cluster_cards, load_cards, save_cards
 from radnet_spark.evaluation.report import build_report, sample_images, write_report
+from radnet_spark.tables import write_table
 
 SECTIONS = ("summary", "elbow", "sizes", "composition", "cluster-metrics", "mosaics", "cards")
 
@@ -72,22 +73,22 @@ def _warehouse(spark, root):
         modality, bpe = ("CT", "HEAD") if cluster == 0 else ("CR", "CHEST")
         rows.append((f"u{i}", f"e{i // 2}", "test", modality, bpe, "dicom", [0.0]))
         images.append((f"u{i}", f"e{i // 2}", bytes([i * 10]) * 64, 8))
-    spark.createDataFrame(
+    write_table(spark.createDataFrame(
         rows,
         "sop_instance_uid string, exam_id string, split string, modality string, bpe string, "
         "bpe_source string, features array<float>",
-    ).write.parquet(f"{root}/tag_features")
-    spark.createDataFrame(
+    ), str(root), "tag_features")
+    write_table(spark.createDataFrame(
         images, "sop_instance_uid string, exam_id string, image binary, image_size int"
-    ).write.parquet(f"{root}/images")
+    ), str(root), "images")
     diagnoses = [(f"e{e}", "x", "x", ["glav", "ct"] if e % 2 == 0 else ["plu", "rtg"]) for e in range(6)]
-    spark.createDataFrame(
+    write_table(spark.createDataFrame(
         diagnoses, "exam_id string, diagnosis_raw string, diagnosis_clean string, stems array<string>"
-    ).write.parquet(f"{root}/diagnoses")
+    ), str(root), "diagnoses")
     emb = [(f"u{i}", f"e{i // 2}", "test", [1.0, float(i % 2)]) for i in range(12)]
-    spark.createDataFrame(
+    write_table(spark.createDataFrame(
         emb, "sop_instance_uid string, exam_id string, split string, embedding array<float>"
-    ).write.parquet(f"{root}/embeddings_image")
+    ), str(root), "embeddings_image")
     labels = spark.createDataFrame(
         [(f"u{i}", (i // 2) % 2) for i in range(12)], "sop_instance_uid string, cluster int"
     )

@@ -301,13 +301,13 @@ def sample_images(
 
 
 def _read_table(spark: SparkSession, warehouse: str | Path, name: str) -> DataFrame | None:
-    from pyspark.errors import AnalysisException
+    from radnet_spark.tables import read_table, table_exists
 
-    try:
-        return spark.read.parquet(f"{str(warehouse).rstrip('/')}/{name}")
-    except AnalysisException:
+    # Committed rows only (docs/tables.md): never the debris of a killed ingest or stage.
+    if not table_exists(str(warehouse), name):
         log.info("Table %s not found under %s; its report parts are skipped.", name, warehouse)
         return None
+    return read_table(spark, str(warehouse), name)
 
 
 def build_report(

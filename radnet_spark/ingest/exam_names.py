@@ -19,28 +19,31 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 
-from radnet_spark.tables import table_exists, table_path
+from radnet_spark.tables import read_table, table_exists
 
 EXAM_NAME_HASHES = "_private/exam_name_hashes"
 
 
-def write_exam_name_hashes(parsed: DataFrame, warehouse: str) -> None:
-    """Append the (exam_id, name_hash) pairs of parsed rows (any status) to the private store.
+def exam_name_hash_rows(parsed: DataFrame) -> DataFrame:
+    """The (exam_id, name_hash) pairs of parsed rows (any status), for the private store.
+
+    The ingest writes them into its run's own folder of ``_private/exam_name_hashes``, committed
+    with the run like every table (:mod:`radnet_spark.tables`).
 
     Args:
         parsed: Rows of :data:`radnet_spark.ingest.instance.PARSED_SCHEMA`.
-        warehouse: The warehouse root.
     """
-    pairs = (
+    return (
         parsed.where(sf.col("exam_id").isNotNull() & (sf.size("name_hashes") > 0))
         .select("exam_id", sf.explode("name_hashes").alias("name_hash"))
         .distinct()
     )
-    pairs.write.mode("append").parquet(table_path(warehouse, EXAM_NAME_HASHES))
 
 
-def read_exam_name_hashes(spark: SparkSession, warehouse: str) -> DataFrame | None:
-    """The (exam_id, name_hash) pairs of every run so far, or None when none were written."""
-    if not table_exists(warehouse, EXAM_NAME_HASHES):
+def read_exam_name_hashes(
+    spark: SparkSession, warehouse: str, own_partitions: list[str] | None = None
+) -> DataFrame | None:
+    """The (exam_id, name_hash) pairs of every committed run (and the caller's own), or None."""
+    if not table_exists(warehouse, EXAM_NAME_HASHES) and not own_partitions:
         return None
-    return spark.read.parquet(table_path(warehouse, EXAM_NAME_HASHES)).select("exam_id", "name_hash")
+    return read_table(spark, warehouse, EXAM_NAME_HASHES, own_partitions or ()).select("exam_id", "name_hash")

@@ -3,7 +3,11 @@
 Files are listed by the executors, parsed with pydicom inside ``mapInPandas`` (header first,
 pixels only for image instances), de-identified before anything leaves the task, staged once as
 Parquet and split into the tables. Re-running on the same dump processes only files whose path is
-not yet in ``files``, so runs are incremental and idempotent.
+in no committed ``files`` row, so runs are incremental and idempotent.
+
+Crash safety: every row of a run goes to the run's own ``ingest_run_id=<run>`` folder of each table,
+and the run becomes visible only through ``_runs/<run>.json``, written last
+(:mod:`radnet_spark.tables`). The duplicate check reads committed ``tags`` only.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,10 +32,20 @@ from radnet_spark.config import RadnetConfig
 from radnet_spark.dicom.deid import resolve_salt
 from radnet_spark.dicom.pixels import PixelPolicy
 from radnet_spark.dicom.reasons import RejectReason
-from radnet_spark.ingest.exam_names import read_exam_name_hashes, write_exam_name_hashes
+from radnet_spark.ingest.exam_names import EXAM_NAME_HASHES, exam_name_hash_rows, read_exam_name_hashes
 from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOptions
 from radnet_spark.storage import list_files_distributed, require_file, to_local_path
-from radnet_spark.tables import read_table, table_exists, table_path, write_table
+from radnet_spark.tables import (
+    commit_run,
+    committed_rows,
+    read_table,
+    refuse_pre_commit_warehouse,
+    remove_uncommitted,
+    table_exists,
+    table_path,
+    warehouse_lock,
+    write_run_partition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +185,9 @@ def _tags_table(staged: DataFrame, run_id: str) -> DataFrame:
     )
 
 
+INGEST_TABLES = ("files", "tags", "images", "rejects", "diagnoses", EXAM_NAME_HASHES)
+
+
 def ingest(
     spark: SparkSession,
     dicom_root: str,
@@ -179,12 +196,40 @@ def ingest(
     config: RadnetConfig,
     run_id: str | None = None,
 ) -> IngestSummary:
-    """Run one incremental ingest of ``dicom_root`` (and the diagnoses file) into ``warehouse``."""
-    run_id = run_id or new_run_id()
+    """Run one incremental ingest of ``dicom_root`` (and the diagnoses file) into ``warehouse``.
+
+    The run holds the warehouse lock (a second writer refuses with one sentence), writes its rows
+    into its own ``ingest_run_id=<run>`` folder of every table, and commits them all at once with
+    ``_runs/<run>.json``, written last. Killed at any moment, it leaves the committed warehouse as it
+    was; the next run deletes its folders and processes its files again.
+    """
+    with warehouse_lock(warehouse, "ingest"):
+        return _ingest(spark, dicom_root, diagnoses_path, warehouse, config, run_id or new_run_id())
+
+
+def _ingest(
+    spark: SparkSession,
+    dicom_root: str,
+    diagnoses_path: str | None,
+    warehouse: str,
+    config: RadnetConfig,
+    run_id: str,
+) -> IngestSummary:
     if diagnoses_path is not None:
         require_file(diagnoses_path, "Diagnoses file")
+    refuse_pre_commit_warehouse(warehouse, INGEST_TABLES)
+    # Under the lock nothing uncommitted is in progress: it is the debris of killed runs.
+    remove_uncommitted(warehouse, INGEST_TABLES)
+    shutil.rmtree(to_local_path(table_path(warehouse, "_staging")), ignore_errors=True)
     salt = resolve_salt(config.privacy.salt_env, Path(to_local_path(warehouse)) / "_private" / "salt")
     options = parse_options(config, salt)
+    partition = f"ingest_run_id={run_id}"
+    written: dict[str, int] = {}
+
+    def write(df: DataFrame, name: str) -> None:
+        rows = write_run_partition(df, warehouse, name, partition)  # rows the run's folder now holds
+        if rows:
+            written[name] = rows
 
     summary = IngestSummary(run_id=run_id, new_files=0)
     with summary.step("list"):
@@ -207,14 +252,13 @@ def ingest(
              .option("parquet.enable.dictionary#image", "false")
              .option("parquet.enable.dictionary#tags_json", "false")
              .parquet(staging))
+        # Committed rows only: this run's own rows and a killed run's debris are never duplicates.
         existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
         parsed_rows = spark.read.parquet(staging)
         with summary.step("exam names"):
             # Salted hashes of the exams' PN tokens, for scrubbing their diagnoses (never a table).
-            write_exam_name_hashes(parsed_rows, warehouse)
+            write(exam_name_hash_rows(parsed_rows), EXAM_NAME_HASHES)
         with summary.step("deduplicate"):
-            # Written before any table is appended to: evaluated lazily later, the check would see this
-            # run's own new tags rows and call every new file a duplicate of itself.
             duplicate_paths(parsed_rows, existing_tags).write.mode("overwrite").parquet(f"{staging}_duplicates")
         duplicates = spark.read.parquet(f"{staging}_duplicates")
         staged = apply_duplicates(parsed_rows, duplicates)
@@ -222,41 +266,44 @@ def ingest(
         files = staged.select(
             "path", "size", "mtime", "status",
             F.when(F.col("status") == "rejected", F.col("reason")).alias("reason"),
-            F.lit(run_id).alias("ingest_run_id"),
         )
-        rejects = staged.where(F.col("status") == "rejected").select(
-            "path", "stage", "reason", "detail", F.lit(run_id).alias("ingest_run_id")
-        )
+        rejects = staged.where(F.col("status") == "rejected").select("path", "stage", "reason", "detail")
         images = staged.where(F.col("status") == "ok").select(*IMAGE_COLUMNS)
         # Narrow tables would otherwise get one small file per staging split (hundreds per run at scale).
         narrow_files = math.ceil(new_files / NARROW_ROWS_PER_FILE)
         with summary.step("write tags"):
-            write_table(_tags_table(staged, run_id).coalesce(math.ceil(new_files / TAGS_ROWS_PER_FILE)),
-                        warehouse, "tags", mode="append")
+            write(_tags_table(staged, run_id).coalesce(math.ceil(new_files / TAGS_ROWS_PER_FILE)), "tags")
         with summary.step("write images"):
-            write_table(images, warehouse, "images", mode="append")
+            write(images, "images")
         with summary.step("write rejects"):
-            write_table(rejects.coalesce(narrow_files), warehouse, "rejects", mode="append")
+            write(rejects.coalesce(narrow_files), "rejects")
         with summary.step("write files"):
-            # `files` last: a run killed before this point leaves its files unrecorded, so they are retried.
-            write_table(files.coalesce(narrow_files), warehouse, "files", mode="append")
-        summary.reject_reasons = {
-            row["reason"]: row["count"]
-            for row in read_table(spark, warehouse, "rejects")
-            .where(F.col("ingest_run_id") == run_id).groupBy("reason").count().collect()
-        }
+            write(files.coalesce(narrow_files), "files")
+        if "rejects" in written:
+            summary.reject_reasons = {
+                row["reason"]: row["count"]
+                for row in read_table(spark, warehouse, "rejects", own_partitions=[partition])
+                .where(F.col("ingest_run_id") == run_id).groupBy("reason").count().collect()
+            }
         shutil.rmtree(to_local_path(staging), ignore_errors=True)
         shutil.rmtree(to_local_path(f"{staging}_duplicates"), ignore_errors=True)
     listing.unpersist()
 
     if diagnoses_path is not None:
         with summary.step("diagnoses"):
-            _ingest_diagnoses(spark, diagnoses_path, warehouse, config, salt, run_id, summary)
+            _ingest_diagnoses(spark, diagnoses_path, warehouse, config, salt, run_id, summary, write,
+                              own=[partition] if EXAM_NAME_HASHES in written else [])
 
+    if written:
+        with summary.step("commit"):
+            # The run's one visible act: until this record exists, none of its rows are read.
+            commit_run(warehouse, run_id, "ingest", {name: partition for name in written}, written,
+                       run_id=run_id, new_files=new_files, dicom_root=dicom_root)
     with summary.step("count"):
+        # From the commit records (row counts of the written files' footers): no Spark job.
         for name in ("files", "tags", "images", "diagnoses", "rejects"):
             if table_exists(warehouse, name):
-                summary.counts[name] = read_table(spark, warehouse, name).count()
+                summary.counts[name] = committed_rows(warehouse, name)
     return summary
 
 
@@ -268,6 +315,8 @@ def _ingest_diagnoses(
     salt: str,
     run_id: str,
     summary: IngestSummary,
+    write: Callable[[DataFrame, str], None],
+    own: list[str],
 ) -> None:
     from radnet_spark.text.diagnoses import diagnoses_table, read_diagnoses
 
@@ -283,14 +332,14 @@ def _ingest_diagnoses(
         language=ingest_config.stem_language,
         min_chars=ingest_config.min_diagnosis_chars,
         source_path=diagnoses_path,
-        exam_names=read_exam_name_hashes(spark, warehouse),
+        exam_names=read_exam_name_hashes(spark, warehouse, own_partitions=own),
         names_lexicon=config.privacy.names_lexicon,
         names_lexicon_file=config.privacy.names_lexicon_file,
     )
     if table_exists(warehouse, "diagnoses"):
         known = read_table(spark, warehouse, "diagnoses").select("exam_id")
         diagnoses = diagnoses.join(known, "exam_id", "left_anti")
-    rejects = rejects.select("path", "stage", "reason", "detail", F.lit(run_id).alias("ingest_run_id"))
+    rejects = rejects.select("path", "stage", "reason", "detail")
     if table_exists(warehouse, "rejects"):
         rejects = rejects.join(
             read_table(spark, warehouse, "rejects").select("path", "stage", "detail"),
@@ -298,8 +347,8 @@ def _ingest_diagnoses(
             "left_anti",
         )
     rejects = rejects.persist()
-    write_table(diagnoses, warehouse, "diagnoses", mode="append")
-    write_table(rejects, warehouse, "rejects", mode="append")
+    write(diagnoses, "diagnoses")
+    write(rejects, "rejects")
     for row in rejects.groupBy("reason").count().collect():
         summary.reject_reasons[row["reason"]] = summary.reject_reasons.get(row["reason"], 0) + row["count"]
     rejects.unpersist()
