@@ -4,7 +4,8 @@ reason, no planted name anywhere under the warehouse or in the log, and bounded 
 "The log" is every Python logging record of the driver during the run (the job's step log, root at
 INFO, ``radnet_spark`` at DEBUG) plus the run summary; the JVM's own log4j output is not captured.
 Worker memory is sampled every 20 ms from every Python process below the test process (the Spark
-Python workers); before issue 14 the deflate bomb alone took one to 2.4 GB.
+Python workers); before issue 14 parsing the deflate bomb alone peaked at 2.4 GB
+(`bench/hostile_memory.py`).
 """
 
 from __future__ import annotations
