@@ -4,10 +4,14 @@
 embedders on the training split → embed every row → fuse → elbow and k-means → evaluate → report →
 ``labels``. Every fitted step is saved under one pipeline version (``models/<name>/<version>``).
 A stage whose output is complete for the same inputs and settings is skipped (a ledger under
-``WAREHOUSE/_stages``), so a killed run resumes where it stopped.
+``WAREHOUSE/_stages``), so a killed run resumes where it stopped. A stage table is hidden while it
+is rewritten (:func:`radnet_spark.tables.write_table`), and the version folder counts as trained
+only once ``complete`` is set in its manifest, the last write of ``run``.
 
 ``label``: ingest only unseen files, apply the saved pipeline without re-training, append to
-``labels``. Labels of an instance under one pipeline version never change.
+``labels``. Labels of an instance under one pipeline version never change. A label run's rows are
+visible only once its commit record is written (docs/tables.md), so a killed label run labels
+nothing and the next one labels its instances.
 """
 
 from __future__ import annotations

@@ -121,7 +121,8 @@ def commit_run(
     target = _local(warehouse, RUNS, f"{record}.json")
     body = {"record": record, "kind": kind, "committed_at": datetime.now(UTC).isoformat(),
             "partitions": partitions, "rows": rows, **info}
-    write_text_atomically(target, json.dumps(body, indent=2, default=str))
+    # One line: `SELECT * FROM json.`WAREHOUSE/_runs`` reads every record as one row (docs/tables.md).
+    write_text_atomically(target, json.dumps(body, default=str) + "\n")
     return target
 
 

@@ -354,3 +354,18 @@ def test_commit_records_that_do_not_parse_commit_nothing(spark, dump, reference,
     assert not table_exists(str(warehouse), "tags")
     ingest(spark, str(dump / "dicom"), str(dump / "diagnoses.csv"), str(warehouse), load_config())
     assert_same_rows(spark, warehouse, reference, INGEST_TABLES)
+
+
+def test_the_documented_spark_sql_sees_committed_runs_only(spark, reference, tmp_path):
+    """docs/tables.md: a user's own SQL over the warehouse, filtered on the commit records."""
+    warehouse = tmp_path / "warehouse"
+    shutil.copytree(reference, warehouse)
+    committed = next((warehouse / "tags").glob("ingest_run_id=*"))
+    shutil.copytree(committed, warehouse / "tags" / "ingest_run_id=20990101T000000Z-killed")  # debris
+    spark.sql(f"CREATE OR REPLACE TEMP VIEW radnet_runs AS SELECT * FROM json.`{warehouse}/_runs`")
+    tags = spark.sql(
+        f"SELECT * FROM parquet.`{warehouse}/tags` "
+        "WHERE ingest_run_id IN (SELECT run_id FROM radnet_runs WHERE kind = 'ingest')"
+    )
+    assert tags.count() == read_table(spark, str(warehouse), "tags").count()
+    assert spark.sql(f"SELECT * FROM parquet.`{warehouse}/tags`").count() == 2 * tags.count()
