@@ -100,6 +100,12 @@ def write_run_partition(df: DataFrame, warehouse: str, name: str, partition: str
         writer = writer.option("parquet.enable.dictionary#image", "false")
     writer.parquet(path)
     folder = Path(to_local_path(path))
+    if not folder.is_dir():
+        # Never commit (or report) nothing in silence: Spark wrote elsewhere than the driver looks.
+        raise PipelineError(
+            f"Spark wrote table {name} somewhere else than {folder} (percent-encoded characters such as "
+            "spaces in the warehouse path?); choose a warehouse path without them."
+        )
     count = _parquet_rows(folder) or 0
     if count == 0:
         shutil.rmtree(folder, ignore_errors=True)

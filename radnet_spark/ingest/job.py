@@ -298,7 +298,7 @@ def _ingest(
         with summary.step("commit"):
             # The run's one visible act: until this record exists, none of its rows are read.
             commit_run(warehouse, run_id, "ingest", {name: partition for name in written}, written,
-                       run_id=run_id, new_files=new_files, dicom_root=dicom_root)
+                       run_id=run_id, new_files=new_files)
     with summary.step("count"):
         # From the commit records (row counts of the written files' footers): no Spark job.
         for name in ("files", "tags", "images", "diagnoses", "rejects"):
