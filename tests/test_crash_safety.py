@@ -369,3 +369,31 @@ def test_the_documented_spark_sql_sees_committed_runs_only(spark, reference, tmp
     )
     assert tags.count() == read_table(spark, str(warehouse), "tags").count()
     assert spark.sql(f"SELECT * FROM parquet.`{warehouse}/tags`").count() == 2 * tags.count()
+
+
+def test_without_posix_locks_a_lock_folder_refuses_a_live_holder_and_replaces_a_dead_one(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+    import json
+
+    from radnet_spark import tables
+    from radnet_spark.tables import WarehouseBusyError, warehouse_lock
+
+    def no_locks(*_args):  # noqa: ANN002, ANN202 - a filesystem without POSIX locks
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    warehouse = str(tmp_path)
+    with warehouse_lock(warehouse, "ingest"):
+        assert (tmp_path / "_lock.d" / "owner.json").is_file()
+        with pytest.raises(WarehouseBusyError, match="is being written by ingest"), \
+                tables._directory_lock(warehouse, "label"):  # another process's attempt
+            pass
+    assert not (tmp_path / "_lock.d").exists()
+
+    (tmp_path / "_lock.d").mkdir()  # left by a holder that was killed on this host
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    owner = {"pid": int(dead.stdout), "host": tables.socket.gethostname(), "command": "ingest"}
+    (tmp_path / "_lock.d" / "owner.json").write_text(json.dumps(owner))
+    with warehouse_lock(warehouse, "ingest"):
+        assert json.loads((tmp_path / "_lock.d" / "owner.json").read_text())["pid"] == os.getpid()
