@@ -117,7 +117,7 @@ def walk_files(root: str) -> Iterator[tuple[str, int, pd.Timestamp]]:
                     yield row
 
 
-def shallow_split(root: str, target_dirs: int = 256, max_depth: int = 3) -> tuple[list[str], list[str]]:
+def shallow_split(root: str, target_dirs: int = 256, max_depth: int = 8) -> tuple[list[str], list[str]]:
     """Split a tree into subtree roots to walk in parallel and the files found on the way.
 
     Descends level by level until there are at least ``target_dirs`` directories (or ``max_depth``),
@@ -146,10 +146,15 @@ def shallow_split(root: str, target_dirs: int = 256, max_depth: int = 3) -> tupl
 
 
 LISTING_BATCH_ROWS = 8192
+# A tree the shallow split walks completely with at most this many files is listed on the driver.
+DRIVER_LISTING_MAX_FILES = 4096
 
 
-def list_files_distributed(spark, root: str):  # noqa: ANN001, ANN201 - pyspark types
+def list_files_distributed(spark, root: str, driver_max_files: int = DRIVER_LISTING_MAX_FILES):  # noqa: ANN001, ANN201
     """A DataFrame of every file below ``root`` (path, size, mtime), walked by the executors.
+
+    A small tree (walked completely by the shallow split, at most ``driver_max_files`` files) is
+    listed on the driver instead.
 
     The seeds (subtree roots, and files met on the way down) go to Spark as one Arrow batch, sliced
     evenly over the task slots: one Python worker round trip per slot, which is what dominated
@@ -160,8 +165,12 @@ def list_files_distributed(spark, root: str):  # noqa: ANN001, ANN201 - pyspark 
     # The real root, so that files reached directly and through links have one spelling.
     subtrees, top_files = shallow_split(os.path.realpath(local_root))
     roots = [(d, "dir") for d in subtrees] + [(f, "file") for f in top_files]
-    if not roots:
-        return spark.createDataFrame([], LISTING_SCHEMA)
+    if not subtrees and len(top_files) <= driver_max_files:
+        # The shallow split already walked the whole (small) tree: stat its files here rather than
+        # pay a Python task round trip and a shuffle, a fixed second or two on every small ingest.
+        rows = {row[0]: row for row in map(_path_row, top_files) if row is not None}
+        frame = pd.DataFrame(sorted(rows.values()), columns=["path", "size", "mtime"])
+        return spark.createDataFrame(frame, LISTING_SCHEMA)
     seeds = spark.createDataFrame(pd.DataFrame(roots, columns=["entry", "kind"]), "entry string, kind string")
 
     def walk(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

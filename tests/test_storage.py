@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from radnet_spark.storage import list_files_distributed, shallow_split, to_local_path, to_uri, walk_files
 
 
@@ -33,9 +35,11 @@ def test_shallow_split_bounds_driver_work(tmp_path):
     assert files == [str(tmp_path / "top-level-file")]
 
 
-def test_distributed_listing_finds_every_file_once(spark, tmp_path):
+@pytest.mark.parametrize("driver_max_files", [0, 4096], ids=["walked by executors", "small tree on the driver"])
+def test_distributed_listing_finds_every_file_once(spark, tmp_path, driver_max_files):
     expected = _make_tree(tmp_path)
-    rows = list_files_distributed(spark, str(tmp_path)).collect()
+    (tmp_path / "link-to-file").symlink_to(tmp_path / "top-level-file")
+    rows = list_files_distributed(spark, str(tmp_path), driver_max_files=driver_max_files).collect()
     assert sorted(r["path"] for r in rows) == expected
     sizes = {r["path"]: r["size"] for r in rows}
     assert all(sizes[p] == os.path.getsize(p) for p in expected)
