@@ -265,10 +265,16 @@ def test_unknown_vr_code_is_not_turned_into_a_text_column(tmp_path: Path) -> Non
 def test_megabyte_text_value_is_left_out_unread(tmp_path: Path) -> None:
     from pydicom.tag import Tag
 
-    ds = small_dataset(ImageComments="CT glave nativno. " * 60_000, StudyDescription="CT glave")
-    path = write(tmp_path, "long.dcm", part10_bytes(ds))
+    # UT has a 4-byte length in explicit VR: the megabyte is written as text, not changed to UN.
+    long = small_dataset(TextValue="CT glave nativno. " * 60_000, StudyDescription="CT glave")
+    path = write(tmp_path, "long.dcm", part10_bytes(long))
     header = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    assert header.get_item(Tag("TextValue"), keep_deferred=True).VR == "UT"
     tags = dataset_to_tags(header)
-    assert "ImageComments" not in tags
+    assert "TextValue" not in tags
     assert tags["StudyDescription"] == "CT glave"
-    assert header.get_item(Tag("ImageComments"), keep_deferred=True).value is None  # never loaded
+    assert header.get_item(Tag("TextValue"), keep_deferred=True).value is None  # never loaded
+    short = small_dataset(TextValue="CT glave nativno. " * 3_000)  # 54 KB: under the cap, kept
+    tags = dataset_to_tags(read_dataset(write(tmp_path, "short.dcm", part10_bytes(short)),
+                                        stop_before_pixels=True, max_file_bytes=BIG))
+    assert tags["TextValue"].startswith("CT glave nativno.")
