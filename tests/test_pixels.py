@@ -416,6 +416,7 @@ def test_deferred_encapsulated_multiframe_decodes_only_the_frames_it_needs(tmp_p
     loaded = export_8bit(read_dataset(path, stop_before_pixels=False, max_file_bytes=10**9), POLICY)
     assert exported.frame_index == 2
     assert np.array_equal(exported.image, loaded.image)
+    assert _pixel_value_is_still_deferred(header)  # fragments read from the file, never all at once
 
 
 def test_declared_size_is_rejected_before_any_pixel_byte_is_read(tmp_path) -> None:
