@@ -449,3 +449,28 @@ def test_windowing_in_blocks_of_rows_equals_the_whole_frame(monkeypatch) -> None
     expected = apply_window(apply_rescale(frame, 1.5, -1024.0), 300.0, 1500.0)
     monkeypatch.setattr(pixels, "WINDOW_BLOCK_PIXELS", 200)  # 3 rows per block, a partial last block
     assert np.array_equal(pixels._rescale_and_window(frame, (1.5, -1024.0), 300.0, 1500.0), expected)
+
+
+@pytest.mark.parametrize(("implicit", "little"), [(True, True), (False, False)])
+def test_deferred_multiframe_of_a_raw_dataset_without_preamble_is_read_from_the_file(
+    tmp_path, implicit: bool, little: bool
+) -> None:
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    frames = _noise_frames(4, blank=1)
+    ds = synthetic(frames, WindowCenter="500", WindowWidth="1000")
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    del ds.file_meta
+    ds.PixelData = frames.astype("<u2" if little else ">u2").tobytes()
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little
+    write_dataset(buffer, ds)
+    path = tmp_path / "raw"
+    path.write_bytes(buffer.getvalue())
+    header = read_dataset(str(path), stop_before_pixels=True, max_file_bytes=10**9)
+    exported = export_8bit(header, POLICY)
+    loaded = export_8bit(read_dataset(str(path), stop_before_pixels=False, max_file_bytes=10**9), POLICY)
+    assert exported.frame_index == 1
+    assert np.array_equal(exported.image, loaded.image)
+    assert _pixel_value_is_still_deferred(header)
