@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 # The allowed values of every enumerated setting live in its type: `_coerce` checks them while the
 # config is loaded, so a typo fails in one sentence before Spark starts.
@@ -253,6 +256,7 @@ def _apply(section: Any, updates: dict[str, Any], where: str) -> None:
         dotted = f"{where}.{key}".removeprefix("config.")
         if key not in names:
             if dotted in REMOVED_SETTINGS:
+                log.warning("Setting %s was removed (nothing read it); ignoring it.", dotted)
                 continue
             raise ConfigError(f"Unknown setting {dotted}; {where.removeprefix('config.') or 'config'} has: "
                               f"{', '.join(sorted(names))}.")

@@ -137,11 +137,13 @@ def test_a_mapping_override_updates_one_key():
     assert config.cluster.view_k == {"tags": 7, "image": 40, "diagnosis": 20}
 
 
-def test_settings_earlier_releases_had_still_load_from_a_saved_config(tmp_path: Path):
+def test_settings_earlier_releases_had_still_load_from_a_saved_config(tmp_path: Path, caplog):
     saved = tmp_path / "config.yaml"
     saved.write_text(yaml.safe_dump({"ingest": {"max_files_per_exam": None, "image_size": 64},
                                      "text": {"lda_topics": 20}}))
-    assert load_config(saved).ingest.image_size == 64
+    with caplog.at_level("WARNING", logger="radnet_spark.config"):
+        assert load_config(saved).ingest.image_size == 64
+    assert "text.lda_topics was removed" in caplog.text
 
 
 def test_label_keeps_the_pipelines_settings_and_applies_runtime_ones():
