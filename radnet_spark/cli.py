@@ -8,6 +8,7 @@ sentence and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -205,6 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warehouse_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """The warehouse's write lock for commands that write one, taken before Spark starts.
+
+    A second writer then refuses in one sentence at once instead of after the session is up; the
+    jobs take the same lock again (it is re-entrant), so library callers are protected too.
+    """
+    if args.command in ("synth", "models") or not getattr(args, "out", None):
+        return contextlib.nullcontext()
+    from radnet_spark.storage import require_directory, require_file
+    from radnet_spark.tables import warehouse_lock
+
+    # A mistyped path or setting must fail before the lock creates the warehouse folder.
+    if getattr(args, "dicom", None):
+        require_directory(args.dicom, "DICOM folder")
+    if getattr(args, "diagnoses", None):
+        require_file(args.diagnoses, "Diagnoses file")
+    load_config(args.config, args.overrides)
+
+    return warehouse_lock(args.out, args.command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -218,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        with _warehouse_lock(args):
+            return handler(args)
     except (UserError, ConfigError) as error:
         print(f"radnet {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

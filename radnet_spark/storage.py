@@ -67,22 +67,16 @@ def _path_row(path: str) -> tuple[str, int, pd.Timestamp] | None:
     None for a link to a directory (not followed) and for anything that is not a regular file
     (sockets, FIFOs, devices).
     """
-    if os.path.islink(path):
-        try:
-            stat = os.stat(path)
-        except OSError:
-            # A dangling link still is an input: size -1 makes the reader reject it with a reason.
-            return path, -1, _mtime(0)
-        if not os.path.isfile(path):
-            return None
-        return os.path.realpath(path), stat.st_size, _mtime(stat.st_mtime)
     try:
         stat = os.stat(path)
     except OSError:
+        # A dangling link (or a file gone since listing) still is an input: size -1 makes the
+        # reader reject it with a reason.
         return path, -1, _mtime(0)
     if not os.path.isfile(path):
         return None
-    return path, stat.st_size, _mtime(stat.st_mtime)
+    real = os.path.realpath(path) if os.path.islink(path) else path
+    return real, stat.st_size, _mtime(stat.st_mtime)
 
 
 def _file_row(entry: os.DirEntry[str]) -> tuple[str, int, pd.Timestamp] | None:
