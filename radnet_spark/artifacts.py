@@ -16,7 +16,7 @@ import yaml
 from radnet_spark import __version__
 from radnet_spark.config import RadnetConfig
 from radnet_spark.errors import PipelineError
-from radnet_spark.storage import to_local_path, write_text_atomically
+from radnet_spark.storage import read_json_object, to_local_path, write_text_atomically
 
 MANIFEST = "manifest.json"
 LIBRARIES = ("pyspark", "pydicom", "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "gensim", "kneed")
@@ -35,11 +35,7 @@ METRICS = "metrics.json"
 
 def read_manifest(path: Path) -> dict[str, Any]:
     """A version's manifest; {} when missing or unreadable (such a folder is not a usable version)."""
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
+    return read_json_object(path) or {}
 
 
 def fingerprint(*parts: Any) -> str:

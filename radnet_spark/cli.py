@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from radnet_spark.config import ConfigError, RadnetConfig, load_config, write_effective_config
@@ -66,24 +66,37 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_inputs_and_start(args: argparse.Namespace) -> tuple[RadnetConfig, object]:
-    """Check the input paths and the config before Spark starts, so mistakes fail in one sentence."""
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Check the input paths before Spark starts (and before the lock creates the warehouse)."""
     from radnet_spark.storage import require_directory, require_file
 
     if args.dicom:
         require_directory(args.dicom, "DICOM folder")
     if args.diagnoses:
         require_file(args.diagnoses, "Diagnoses file")
-    config = _config(args)
-    return config, _spark(config)
+
+
+@contextlib.contextmanager
+def _writing(args: argparse.Namespace, config: RadnetConfig) -> Iterator[object]:
+    """The warehouse's write lock, then Spark: a second writer refuses at once, before any session.
+
+    Called once the paths and settings are checked, so a typo never creates the warehouse folder.
+    The jobs take the same lock again (it is re-entrant), which protects library callers too.
+    """
+    from radnet_spark.tables import warehouse_lock
+
+    with warehouse_lock(args.out, args.command):
+        yield _spark(config)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from radnet_spark.ingest.job import ingest
 
-    config, spark = _check_inputs_and_start(args)
-    summary = ingest(spark, args.dicom, args.diagnoses, args.out, config)
-    write_effective_config(config, args.out, "ingest")
+    _check_inputs(args)
+    config = _config(args)
+    with _writing(args, config) as spark:
+        summary = ingest(spark, args.dicom, args.diagnoses, args.out, config)
+        write_effective_config(config, args.out, "ingest")
     print(summary)
     return 0
 
@@ -91,9 +104,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from radnet_spark.pipeline import run
 
-    config, spark = _check_inputs_and_start(args)
-    result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
-                 name=args.name, until=args.until, compare=args.compare)
+    _check_inputs(args)
+    config = _config(args)
+    with _writing(args, config) as spark:
+        result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
+                     name=args.name, until=args.until, compare=args.compare)
     print(result)
     return 0
 
@@ -101,11 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     from radnet_spark.artifacts import open_pipeline_dir
     from radnet_spark.config import label_config, read_settings
-    from radnet_spark.storage import require_directory, require_file
 
-    require_directory(args.dicom, "DICOM folder")
-    if args.diagnoses:
-        require_file(args.diagnoses, "Diagnoses file")
+    _check_inputs(args)
     # The pipeline fixes what is computed; the user's settings may only change how label runs.
     pipeline = open_pipeline_dir(args.pipeline)
     config = _runtime_flags(
@@ -113,7 +125,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     )
     from radnet_spark.pipeline import label
 
-    print(label(_spark(config), args.pipeline, args.dicom, args.diagnoses, args.out, config))
+    with _writing(args, config) as spark:
+        print(label(spark, args.pipeline, args.dicom, args.diagnoses, args.out, config))
     return 0
 
 
@@ -206,27 +219,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _warehouse_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
-    """The warehouse's write lock for commands that write one, taken before Spark starts.
-
-    A second writer then refuses in one sentence at once instead of after the session is up; the
-    jobs take the same lock again (it is re-entrant), so library callers are protected too.
-    """
-    if args.command in ("synth", "models") or not getattr(args, "out", None):
-        return contextlib.nullcontext()
-    from radnet_spark.storage import require_directory, require_file
-    from radnet_spark.tables import warehouse_lock
-
-    # A mistyped path or setting must fail before the lock creates the warehouse folder.
-    if getattr(args, "dicom", None):
-        require_directory(args.dicom, "DICOM folder")
-    if getattr(args, "diagnoses", None):
-        require_file(args.diagnoses, "Diagnoses file")
-    load_config(args.config, args.overrides)
-
-    return warehouse_lock(args.out, args.command)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -240,8 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        with _warehouse_lock(args):
-            return handler(args)
+        return handler(args)
     except (UserError, ConfigError) as error:
         print(f"radnet {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -33,7 +33,7 @@ from radnet_spark import artifacts as A
 from radnet_spark.artifacts import PipelineDir, create_pipeline_dir, fingerprint, open_pipeline_dir
 from radnet_spark.config import ImageConfig, RadnetConfig, write_effective_config
 from radnet_spark.errors import PipelineError
-from radnet_spark.storage import to_local_path, write_text_atomically
+from radnet_spark.storage import read_json_object, to_local_path, write_text_atomically
 from radnet_spark.tables import (
     commit_run,
     committed_runs,
@@ -70,11 +70,7 @@ class StageLedger:
 
     def info(self, stage: str) -> dict[str, Any]:
         """The stage's entry; {} when missing or torn (a kill while it was written: the stage runs again)."""
-        try:
-            record = json.loads(self._path(stage).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return record if isinstance(record, dict) else {}
+        return read_json_object(self._path(stage)) or {}
 
     def mark(self, stage: str, stamp: str, **info: Any) -> None:
         record = {"fingerprint": stamp, "finished_at": datetime.now(UTC).isoformat(), **info}

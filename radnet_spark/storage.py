@@ -12,9 +12,11 @@ under its own path with size -1, and the reader rejects it as ``broken_link``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
@@ -203,3 +205,12 @@ def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, target)
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A small JSON record written by :func:`write_text_atomically`; None when missing or torn."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

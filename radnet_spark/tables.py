@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
 from radnet_spark.errors import PipelineError, UserError
-from radnet_spark.storage import to_local_path, to_uri, write_text_atomically
+from radnet_spark.storage import read_json_object, to_local_path, to_uri, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ def _local(warehouse: str, *parts: str) -> Path:
     return Path(to_local_path(table_path(warehouse, "/".join(parts))))
 
 
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """A commit record, or None when it is missing or torn (a torn record commits nothing)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
 # --------------------------------------------------------------------------------------------
 # Run tables: one partition folder per run, visible once the run's record exists.
 # --------------------------------------------------------------------------------------------
@@ -85,6 +76,15 @@ def _parquet_rows(folder: Path) -> int | None:
     return sum(pq.read_metadata(entry).num_rows for entry in files)
 
 
+def _parquet_writer(df: DataFrame, mode: str) -> DataFrameWriter:
+    """The writer every table uses: bounded files, and no dictionary for the image column."""
+    writer = df.write.mode(mode).option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+    if "image" in df.columns:
+        # Every image is distinct: a dictionary for the column is built, then thrown away, per page.
+        writer = writer.option("parquet.enable.dictionary#image", "false")
+    return writer
+
+
 def write_run_partition(df: DataFrame, warehouse: str, name: str, partition: str) -> int:
     """Append ``df`` to a run's own partition folder of table ``name``; return the rows it now holds.
 
@@ -94,11 +94,7 @@ def write_run_partition(df: DataFrame, warehouse: str, name: str, partition: str
     """
     path = f"{table_path(warehouse, name)}/{partition}"
     rows = df.drop(*[c for c in partition_columns(partition) if c in df.columns])
-    writer = rows.write.mode("append").option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
-    if "image" in rows.columns:
-        # Every image is distinct: a dictionary for the column is built, then thrown away, per page.
-        writer = writer.option("parquet.enable.dictionary#image", "false")
-    writer.parquet(path)
+    _parquet_writer(rows, "append").parquet(path)
     folder = Path(to_local_path(path))
     if not folder.is_dir():
         # Never commit (or report) nothing in silence: Spark wrote elsewhere than the driver looks.
@@ -145,7 +141,7 @@ def committed_runs(warehouse: str, kind: str | None = None) -> list[dict[str, An
     records = []
     for entry in sorted(folder.iterdir()):
         if entry.name.endswith(".json") and not entry.name.startswith("."):
-            record = _read_record(entry)
+            record = read_json_object(entry)
             if record is not None and isinstance(record.get("partitions"), dict) and (
                 kind is None or record.get("kind") == kind
             ):
@@ -158,9 +154,16 @@ def committed_partitions(warehouse: str, name: str) -> list[str]:
     return sorted({r["partitions"][name] for r in committed_runs(warehouse) if name in r["partitions"]})
 
 
-def committed_rows(warehouse: str, name: str) -> int:
-    """Rows of run table ``name`` in committed runs, from the records (no Spark job)."""
-    return sum(int(r.get("rows", {}).get(name, 0)) for r in committed_runs(warehouse) if name in r["partitions"])
+def committed_row_counts(warehouse: str) -> dict[str, int]:
+    """Rows of every run table in committed runs, from one read of the records (no Spark job).
+
+    A table appears once a committed run names it, as :func:`table_exists` sees run tables.
+    """
+    counts: dict[str, int] = {}
+    for record in committed_runs(warehouse):
+        for name in record["partitions"]:
+            counts[name] = counts.get(name, 0) + int(record.get("rows", {}).get(name, 0))
+    return counts
 
 
 def refuse_pre_commit_warehouse(warehouse: str, names: Iterable[str]) -> None:
@@ -229,11 +232,9 @@ def write_table(df: DataFrame, warehouse: str, name: str, partition_by: str | No
     path = table_path(warehouse, name)
     record = _stage_record(warehouse, name)
     record.unlink(missing_ok=True)
-    writer = df.write.mode("overwrite").option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+    writer = _parquet_writer(df, "overwrite")
     if partition_by is not None:
         writer = writer.partitionBy(partition_by)
-    if "image" in df.columns:
-        writer = writer.option("parquet.enable.dictionary#image", "false")
     writer.parquet(path)
     write_text_atomically(record, json.dumps({"table": name, "written_at": datetime.now(UTC).isoformat()}))
     return path
@@ -304,7 +305,7 @@ def _directory_lock(warehouse: str, command: str) -> Iterator[None]:
             folder.mkdir(parents=False)
             break
         except FileExistsError:
-            owner = _read_record(folder / "owner.json")
+            owner = read_json_object(folder / "owner.json")
             same_host_dead = owner is not None and owner.get("host") == socket.gethostname() and not _alive(owner.get("pid"))
             if not same_host_dead:
                 raise _busy(warehouse, owner) from None
@@ -350,11 +351,8 @@ def warehouse_lock(warehouse: str, command: str) -> Iterator[None]:
     try:
         fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
-        owner = None
-        if error.errno in (errno.EACCES, errno.EAGAIN):
-            handle.seek(0)
-            owner = _parse(handle.read())
         handle.close()
+        owner = read_json_object(path) if error.errno in (errno.EACCES, errno.EAGAIN) else None
         if error.errno in (errno.EACCES, errno.EAGAIN):
             raise _busy(warehouse, owner) from None
         if error.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
@@ -382,11 +380,3 @@ def warehouse_lock(warehouse: str, command: str) -> Iterator[None]:
             fcntl.lockf(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
-
-
-def _parse(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

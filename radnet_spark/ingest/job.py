@@ -37,7 +37,7 @@ from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOpt
 from radnet_spark.storage import list_files_distributed, require_file, to_local_path
 from radnet_spark.tables import (
     commit_run,
-    committed_rows,
+    committed_row_counts,
     read_table,
     refuse_pre_commit_warehouse,
     remove_uncommitted,
@@ -301,9 +301,9 @@ def _ingest(
                        run_id=run_id, new_files=new_files)
     with summary.step("count"):
         # From the commit records (row counts of the written files' footers): no Spark job.
-        for name in ("files", "tags", "images", "diagnoses", "rejects"):
-            if table_exists(warehouse, name):
-                summary.counts[name] = committed_rows(warehouse, name)
+        committed = committed_row_counts(warehouse)
+        summary.counts = {name: committed[name] for name in ("files", "tags", "images", "diagnoses", "rejects")
+                          if name in committed}
     return summary
 
 
