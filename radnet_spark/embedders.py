@@ -63,8 +63,13 @@ class PCAProjection:
         return int(self.components.shape[0])
 
     def transform(self, matrix: np.ndarray) -> np.ndarray:
-        """Project rows of ``matrix`` onto the components (float32)."""
-        return ((matrix.astype(np.float32) - self.mean) @ self.components.T).astype(np.float32)
+        """Project rows of ``matrix`` onto the components (float32); a row's result never depends on its batch."""
+        components = self.components.T
+
+        def project(block: np.ndarray) -> np.ndarray:
+            return (block.astype(np.float32) - self.mean) @ components
+
+        return in_fixed_blocks(project, np.asarray(matrix)).astype(np.float32, copy=False)
 
     def save(self, path: Path) -> None:
         np.savez(
@@ -137,15 +142,35 @@ def _first_feature_width(path: str, column: str, row_filter: RowFilter) -> int:
     raise PipelineError(f"No rows in {path} match {row_filter!r}; nothing to fit on.")
 
 
-def _encode_in_batches(encode: Any, inputs: np.ndarray, device: torch.device, batch_rows: int) -> np.ndarray:
+def in_fixed_blocks(function: Any, rows: np.ndarray, block_rows: int = 64) -> np.ndarray:
+    """``function`` applied to ``rows`` in blocks of exactly ``block_rows`` rows (the last one zero-padded).
+
+    BLAS and oneDNN pick kernels by the number of rows (OpenBLAS sgemm below 25 rows, torch for a
+    batch of one) and those kernels round differently, so the same row embedded in a batch of 1 and
+    of 64 differed in the 8th digit — and with the data's partitioning the embeddings did. A fixed
+    block shape makes every row's result independent of how the rows were batched.
+    """
+    if len(rows) == 0:
+        return function(rows)
     outputs = []
+    for start in range(0, len(rows), block_rows):
+        chunk = rows[start:start + block_rows]
+        real = len(chunk)
+        if real < block_rows:
+            padding = np.zeros((block_rows - real, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, padding])
+        outputs.append(np.asarray(function(chunk))[:real])
+    return np.concatenate(outputs)
+
+
+def _encode_in_batches(encode: Any, inputs: np.ndarray, device: torch.device, batch_rows: int) -> np.ndarray:
+    def encode_block(rows: np.ndarray) -> np.ndarray:
+        # frombuffer'd images are read-only; torch wants writable memory.
+        chunk = torch.from_numpy(np.require(rows, requirements=["C", "W"])).to(device)
+        return encode(chunk).to("cpu").numpy()
+
     with torch.inference_mode():
-        for start in range(0, len(inputs), batch_rows):
-            # frombuffer'd images are read-only; torch wants writable memory.
-            rows = np.require(inputs[start:start + batch_rows], requirements=["C", "W"])
-            chunk = torch.from_numpy(rows).to(device)
-            outputs.append(encode(chunk).to("cpu").numpy())
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+        return in_fixed_blocks(encode_block, inputs, batch_rows).astype(np.float32, copy=False)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -168,7 +168,8 @@ class MissForestImputer(SimpleTagImputer):
         categorical: Categorical column names (imputed by classification forests, Gini).
         n_estimators: Trees per forest (paper: 256).
         max_iter: Most MissForest iterations (paper: 10).
-        n_jobs: Threads per forest while fitting; transform uses one (executors already run in parallel).
+        n_jobs: Threads per forest while fitting trees; predictions use one (scikit-learn adds the trees'
+            predictions in thread completion order, and executors already run in parallel).
         seed: Random state of the forests.
         max_features: Predictors tried per split; ``"sqrt"`` as in the missForest R package.
         max_depth: Optional depth limit. Fully grown forests are large: on a 20,000-row sample a
@@ -331,7 +332,11 @@ class MissForestImputer(SimpleTagImputer):
         forest = self._new_forest(self.columns[j], int((~missing).sum()))
         predictors = np.delete(matrix, j, axis=1)
         forest.fit(predictors[~missing], matrix[~missing, j])
+        # scikit-learn sums the trees' predictions in the order its threads finish; one thread keeps
+        # the imputed sample, and with it the next iteration's forests, the same in every run.
+        forest.n_jobs = 1
         matrix[missing, j] = forest.predict(predictors[missing])
+        forest.n_jobs = self.n_jobs
         return forest
 
     def transform(self, pdf: pd.DataFrame) -> pd.DataFrame:
