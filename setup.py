@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
     "faiss-cpu>=1.8,<2",
     "croatian-stemmer>=0.4,<1",
     "snowballstemmer>=2.2,<4",
+    "stopwordsiso>=0.7,<1",  # MIT: stop-word lists (Croatian included) kept off the cluster cards
     "pyyaml>=6,<7",
     "matplotlib>=3.8,<4",
     "pillow>=10,<14",  # resizing in the 8-bit export, report mosaics

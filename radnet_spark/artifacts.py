@@ -156,3 +156,27 @@ def latest_pipeline(models_root: str | Path, name: str) -> str:
     if not finished:
         raise PipelineError(f"No complete pipeline named {name!r} under {models_root}; train one with `radnet run`.")
     return finished[0]["pipeline"]
+
+
+def write_step_manifest(folder: str | Path, file_name: str, step: str, format_version: int, **fields: Any) -> None:
+    """Write a fitted step's small manifest: which step wrote ``folder``, in which format, and ``fields``."""
+    target = Path(to_local_path(str(folder)))
+    target.mkdir(parents=True, exist_ok=True)
+    manifest = {"step": step, "format_version": format_version, **fields}
+    (target / file_name).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def read_step_manifest(folder: str | Path, file_name: str, step: str, format_version: int) -> dict[str, Any]:
+    """A fitted step's manifest, or one sentence saying why ``folder`` does not hold that step in that format."""
+    path = Path(to_local_path(str(folder))) / file_name
+    manifest = read_json_object(path)
+    if manifest is None:
+        raise PipelineError(f"{folder} holds no fitted {step} ({file_name} is missing or unreadable).")
+    if manifest.get("step") != step:
+        raise PipelineError(f"{folder} holds the {manifest.get('step')!r} step, not {step!r}.")
+    if manifest.get("format_version") != format_version:
+        raise PipelineError(
+            f"{folder} holds {step} format {manifest.get('format_version')}; this radnet-spark reads format "
+            f"{format_version}. Re-train with `radnet run`."
+        )
+    return manifest

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # The allowed values of every enumerated setting live in its type: `_coerce` checks them while the
 # config is loaded, so a typo fails in one sentence before Spark starts.
+# The built-in views; a view registered with `radnet_spark.views.register_view` is accepted as well.
 ViewName = Literal["tags", "image", "diagnosis"]
 
 
@@ -56,6 +57,10 @@ class IngestConfig:
     files_per_partition: int = 512
     tasks_per_slot: int = 4
     max_file_bytes: int = 512 * 1024 * 1024  # larger files are rejected before reading pixels
+    # Scope: the modalities clustered (None: every one; the paper's five: [CT, MR, CR, XA, RF]) and
+    # the most image files an exam may have (None: no bound). Files outside go to rejects (stage scope).
+    modalities: list[str] | None = None
+    max_files_per_exam: int | None = None
     max_pixel_bytes: int = 256 * 1024 * 1024  # decoded pixel array cap (huge multi-frame)
     max_inflated_bytes: int = 512 * 1024 * 1024  # deflated datasets inflating past this are rejected (inflated_too_large)
     image_size: int = 128
@@ -138,6 +143,11 @@ class ClusterConfig:
     views: list[ViewName] = field(default_factory=lambda: ["tags", "image", "diagnosis"])
     fusion: Literal["embeddings", "clusterdists", "clusterprobs"] = "embeddings"
     missing_view: Literal["zero_fill", "available_views"] = "zero_fill"  # zero_fill adds an indicator
+    # Each view's block centred and scaled to total variance 1 on the training split before fusing
+    # (none: the paper's plain concatenation, where the block with the largest spread decides);
+    # view_weights then multiply the scaled blocks.
+    block_scaling: Literal["none", "unit_variance"] = "none"
+    view_weights: dict[ViewName, float] = field(default_factory=dict)
     algorithm: Literal["kmeans", "kmedoids"] = "kmeans"
     distance: Literal["euclidean", "cosine"] = "euclidean"
     engine: Literal["sample", "mllib"] = "sample"
@@ -145,6 +155,7 @@ class ClusterConfig:
     k_min: int = 2
     k_max: int = 60
     k_step: int = 2
+    # k of each view on its own (clusterdists/clusterprobs, --compare); a view not named uses its default_k.
     view_k: dict[ViewName, int] = field(
         default_factory=lambda: {"tags": 25, "image": 40, "diagnosis": 20}
     )
@@ -154,6 +165,9 @@ class ClusterConfig:
     max_iter: int = 20
     seed: int = 42
     images_per_cluster: int = 16  # report mosaics
+    # A view with fewer usable training rows is left out with a warning (false: stop with an error).
+    min_view_rows: int = 10
+    drop_empty_views: bool = True
 
 
 @dataclass
@@ -173,7 +187,7 @@ class RadnetConfig:
 
 # Settings earlier releases had and nothing read; a saved pipeline's config.yaml may still name them.
 REMOVED_SETTINGS = frozenset({
-    "ingest.max_files_per_exam", "ingest.dicom_extensions", "text.lda_topics",
+    "ingest.dicom_extensions", "text.lda_topics",
 })
 
 # What `radnet label` may change on a saved pipeline: how to run and read inputs, never what the
@@ -196,13 +210,22 @@ def _allowed(values: tuple[Any, ...]) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def _registered_views() -> tuple[str, ...]:
+    """Views registered beyond the built-in ones (imported only when a name is not built in)."""
+    from radnet_spark.views import VIEWS
+
+    return tuple(view for view in VIEWS if view not in typing.get_args(ViewName))
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the field's declared type, or raise ConfigError."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{where} must be one of {_allowed(args)}; got {value!r}.")
+            allowed = args + _registered_views() if annotation is ViewName else args
+            if value not in allowed:
+                raise ConfigError(f"{where} must be one of {_allowed(allowed)}; got {value!r}.")
         return value
     if origin is typing.Union or origin is types.UnionType:
         is_null = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
@@ -307,8 +330,6 @@ def validate(config: RadnetConfig) -> RadnetConfig:
     _check_range(cluster.k_max >= cluster.k_min, "cluster.k_max", cluster.k_max, f"at least cluster.k_min ({cluster.k_min})")
     _check_range(cluster.k_step >= 1, "cluster.k_step", cluster.k_step, "at least 1")
     _check_range(cluster.k is None or cluster.k >= 2, "cluster.k", cluster.k, "at least 2 or null (elbow)")
-    for view in cluster.views:
-        _check_range(view in cluster.view_k, "cluster.view_k", cluster.view_k, f"a k for every view ({view} has none)")
     _check_range(config.tags.min_fill_rate <= 1, "tags.min_fill_rate", config.tags.min_fill_rate, "at most 1")
     return config
 

@@ -28,7 +28,6 @@ Missing views (an instance without a usable image, an exam without a diagnosis) 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,16 +39,17 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from radnet_spark.clustering.kmeans import KMeansModel, fit_kmeans, pairwise_distances
+from radnet_spark.artifacts import read_step_manifest, write_step_manifest
+from radnet_spark.clustering.kmeans import KMeansModel, fit_kmeans, pairwise_distances, sample_matrix
+from radnet_spark.views import VIEWS, get_view, views_k
 
 log = logging.getLogger(__name__)
 
-VIEWS = ("tags", "image", "diagnosis")
-INSTANCE_VIEWS = ("tags", "image")  # keyed by sop_instance_uid; diagnosis is keyed by exam_id
 METHODS = ("embeddings", "clusterdists", "clusterprobs")
 MISSING_VIEW_RULES = ("zero_fill", "available_views")
 KEY_COLUMNS = ("sop_instance_uid", "exam_id", "split")
 STATE_FILE = "fusion.json"
+FUSION_FORMAT_VERSION = 1
 
 FUSED_SCHEMA = T.StructType(
     [
@@ -75,6 +75,11 @@ def check_views(views: list[str] | tuple[str, ...]) -> list[str]:
     return [v for v in VIEWS if v in views]
 
 
+def view_key(view: str) -> str:
+    """The column a view's embeddings are keyed by (``sop_instance_uid`` or ``exam_id``)."""
+    return get_view(view).key
+
+
 def join_views(embeddings: dict[str, DataFrame], instances: DataFrame | None = None) -> DataFrame:
     """One row per instance with an ``emb_<view>`` column per view (null where the view is missing).
 
@@ -89,7 +94,7 @@ def join_views(embeddings: dict[str, DataFrame], instances: DataFrame | None = N
     """
     views = check_views(list(embeddings))
     if instances is None:
-        keyed = [embeddings[v].select(*KEY_COLUMNS) for v in views if v in INSTANCE_VIEWS]
+        keyed = [embeddings[v].select(*KEY_COLUMNS) for v in views if view_key(v) == "sop_instance_uid"]
         if not keyed:
             raise ValueError(
                 "Fusing only the diagnosis view needs an instances frame to say which "
@@ -103,7 +108,7 @@ def join_views(embeddings: dict[str, DataFrame], instances: DataFrame | None = N
         base = instances.select(*KEY_COLUMNS).dropDuplicates(["sop_instance_uid"])
     for view in views:
         table = embeddings[view]
-        key = "exam_id" if view == "diagnosis" else "sop_instance_uid"
+        key = view_key(view)
         right = table.select(key, F.col("embedding").alias(view_column(view))).dropDuplicates([key])
         base = base.join(right, on=key, how="left")
     return base.select(*KEY_COLUMNS, *[view_column(v) for v in views])
@@ -134,6 +139,9 @@ class FusionModel:
         missing_view: ``zero_fill`` or ``available_views``.
         view_models: per-view k-means models (cluster methods only).
         bounds: per-view ``{"low": [...], "high": [...]}`` distance bounds (``clusterdists`` only).
+        scales: per-view ``{"mean": [...], "scale": s, "weight": w}``: each block is centred on its
+            training mean and divided by ``s`` (its root total variance under ``unit_variance``), then
+            multiplied by ``w``; empty: blocks as they are (the paper's plain concatenation).
     """
 
     method: str
@@ -142,6 +150,7 @@ class FusionModel:
     missing_view: str = "zero_fill"
     view_models: dict[str, KMeansModel] = field(default_factory=dict)
     bounds: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    scales: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def block_dims(self) -> dict[str, int]:
         """Output length of each view's block."""
@@ -156,7 +165,15 @@ class FusionModel:
         return sum(self.block_dims().values()) + len(self.views)
 
     def block(self, view: str, x: np.ndarray) -> np.ndarray:
-        """One view's block for the rows that have the view (pure numpy)."""
+        """One view's block for the rows that have the view (pure numpy), scaled when ``scales`` say so."""
+        raw = self.raw_block(view, x)
+        scale = self.scales.get(view)
+        if not scale:
+            return raw
+        return (raw - np.asarray(scale["mean"])) * (float(scale["weight"]) / float(scale["scale"]))
+
+    def raw_block(self, view: str, x: np.ndarray) -> np.ndarray:
+        """One view's block before scaling: the embedding, or its distances/probabilities to the centres."""
         if self.method == "embeddings":
             return np.asarray(x, dtype=np.float64)
         model = self.view_models[view]
@@ -212,6 +229,7 @@ class FusionModel:
             "dims": self.dims,
             "missing_view": self.missing_view,
             "bounds": self.bounds,
+            "scales": self.scales,
             "view_distance": {v: m.distance for v, m in self.view_models.items()},
             "block_dims": self.block_dims(),
             "output_dim": self.output_dim(),
@@ -221,7 +239,7 @@ class FusionModel:
         """Write ``fusion.json`` and each per-view model under ``view_models/<view>/``."""
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
-        (target / STATE_FILE).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        write_step_manifest(target, STATE_FILE, "fusion", FUSION_FORMAT_VERSION, **self.to_dict())
         for view, model in self.view_models.items():
             model.save(target / "view_models" / view)
         return target
@@ -230,9 +248,7 @@ class FusionModel:
     def load(cls, directory: str | Path) -> FusionModel:
         """Read a state written by :meth:`save`."""
         source = Path(directory)
-        if not (source / STATE_FILE).is_file():
-            raise FileNotFoundError(f"No fusion state in {source}: {STATE_FILE} is missing.")
-        state = json.loads((source / STATE_FILE).read_text(encoding="utf-8"))
+        state = read_step_manifest(source, STATE_FILE, "fusion", FUSION_FORMAT_VERSION)
         models = {v: KMeansModel.load(source / "view_models" / v) for v in state.get("view_distance", {})}
         return cls(
             method=state["method"],
@@ -241,6 +257,7 @@ class FusionModel:
             missing_view=state["missing_view"],
             view_models=models,
             bounds=state.get("bounds", {}),
+            scales=state.get("scales", {}),
         )
 
 
@@ -253,6 +270,7 @@ def _model_from_state(state: dict[str, Any], centres: dict[str, np.ndarray]) -> 
         missing_view=state["missing_view"],
         view_models=models,
         bounds=state["bounds"],
+        scales=state.get("scales", {}),
     )
 
 
@@ -362,6 +380,8 @@ def fit_fusion(
     fit_sample_rows: int = 200_000,
     max_iter: int = 20,
     seed: int = 42,
+    block_scaling: str = "none",
+    view_weights: dict[str, float] | None = None,
 ) -> FusionModel:
     """Fit the fusion state on the training split of a :func:`join_views` frame.
 
@@ -371,14 +391,17 @@ def fit_fusion(
         method: ``embeddings``, ``clusterdists`` or ``clusterprobs``.
         missing_view: ``zero_fill`` or ``available_views`` (see module docstring).
         view_models: per-view k-means models for the cluster methods; views without one are fitted
-            here with ``view_k`` (paper: tags 25, image 40, diagnosis 20).
-        view_k: k per view for models fitted here.
+            here with ``view_k``.
+        view_k: k per view for models fitted here; a view it does not name uses its ``default_k``.
         fit_split: split the state is fitted on; None for all rows.
         engine: k-means engine for per-view models fitted here.
         distance: distance for per-view models fitted here.
         fit_sample_rows: sample bound for the ``sample`` engine.
         max_iter: k-means iterations.
         seed: k-means seed.
+        block_scaling: ``none`` (blocks as they are) or ``unit_variance`` (each block centred and
+            scaled to total variance 1 on a training sample of ``fit_sample_rows``, see :func:`block_scale`).
+        view_weights: multiplier per view's scaled block (default 1).
 
     Returns:
         The fitted :class:`FusionModel`.
@@ -395,7 +418,7 @@ def fit_fusion(
     models: dict[str, KMeansModel] = {}
     bounds: dict[str, dict[str, list[float]]] = {}
     if method != "embeddings":
-        ks = {"tags": 25, "image": 40, "diagnosis": 20, **(view_k or {})}
+        ks = views_k(views, view_k or {})
         for view in views:
             column = view_column(view)
             model = (view_models or {}).get(view)
@@ -418,14 +441,27 @@ def fit_fusion(
             models[view] = model
             if method == "clusterdists":
                 bounds[view] = fit_distance_bounds(train, column, model)
-    return FusionModel(
+    fusion = FusionModel(
         method=method, views=views, dims=dims, missing_view=missing_view, view_models=models, bounds=bounds
     )
+    if block_scaling != "none":
+        weights = view_weights or {}
+        for view in views:
+            column = view_column(view)
+            sample = sample_matrix(train.where(F.col(column).isNotNull()), column, fit_sample_rows, seed)
+            fusion.scales[view] = block_scale(fusion.raw_block(view, sample), float(weights.get(view, 1.0)))
+    return fusion
 
 
-def combination_key(views_present: list[str] | tuple[str, ...]) -> str:
-    """A stable string for a ``views_present`` combination (``""`` for none)."""
-    return ",".join(views_present)
+def block_scale(block: np.ndarray, weight: float = 1.0) -> dict[str, Any]:
+    """Centre and scale of one view's training block: its mean, and the root of its total variance.
+
+    Divided by it, every view's block has total variance ``weight²``: no view decides the distances by
+    its units or its number of dimensions alone.
+    """
+    mean = block.mean(axis=0)
+    total_variance = float(((block - mean) ** 2).sum(axis=1).mean()) if len(block) else 0.0
+    return {"mean": mean.tolist(), "scale": float(np.sqrt(total_variance)) or 1.0, "weight": weight}
 
 
 def fit_per_combination(
@@ -477,17 +513,3 @@ def assign_per_combination(
     for part in parts[1:]:
         result = result.unionByName(part)
     return result.drop("_combo")
-
-
-def fuse_tables(
-    embeddings: dict[str, DataFrame],
-    *,
-    method: str = "embeddings",
-    missing_view: str = "zero_fill",
-    instances: DataFrame | None = None,
-    **fit_options: Any,
-) -> tuple[DataFrame, FusionModel]:
-    """Join, fit and transform in one call: returns the ``fused`` table and the fitted state."""
-    joined = join_views(embeddings, instances)
-    model = fit_fusion(joined, list(embeddings), method=method, missing_view=missing_view, **fit_options)
-    return model.transform(joined), model

@@ -31,22 +31,14 @@ ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 KEY_COLUMNS = ("sop_instance_uid", "exam_id", "split")
 DEFAULT_INPUT = {"tags": "features", "image": "image"}
 
-# One embedder per (directory, kind) per Python worker process; Spark reuses workers across tasks.
-_EMBEDDERS: dict[tuple[str, str], Any] = {}
-
-
 def cached_embedder(embedder_dir: str, kind: str) -> Any:
-    """The embedder saved in ``embedder_dir``, loaded once per process and reused."""
-    key = (embedder_dir, kind)
-    embedder = _EMBEDDERS.get(key)
-    if embedder is None:
-        from radnet_spark.device import configure_torch_threads
-        from radnet_spark.embedders import load_embedder
+    """The embedder saved in ``embedder_dir``, loaded once per worker process (:mod:`radnet_spark.worker_cache`)."""
+    from radnet_spark.device import configure_torch_threads
+    from radnet_spark.embedders import load_embedder
+    from radnet_spark.worker_cache import cached
 
-        configure_torch_threads()
-        embedder = load_embedder(embedder_dir, kind)
-        _EMBEDDERS[key] = embedder
-    return embedder
+    configure_torch_threads()
+    return cached(("embedder", embedder_dir, kind), lambda: load_embedder(embedder_dir, kind))
 
 
 def embed_frame(embedder: Any, frame: pd.DataFrame, kind: str, input_col: str, output_col: str,

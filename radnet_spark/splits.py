@@ -11,11 +11,15 @@ bit-for-bit identical.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from pyspark.sql import Column
-from pyspark.sql import functions as sf
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 from radnet_spark.errors import UserError
+
+if TYPE_CHECKING:
+    from radnet_spark.config import SplitConfig
 
 SPLITS = ("train", "validation", "test")
 
@@ -86,13 +90,18 @@ def split_column(
         A string column with ``train``/``validation``/``test``.
     """
     train_cut, validation_cut = _thresholds(train, validation)
-    exam = sf.col(exam_id_col) if isinstance(exam_id_col, str) else exam_id_col
-    digest = sf.sha2(sf.concat(sf.lit(f"{seed}:"), exam.cast("string")), 256)
-    value = sf.conv(sf.substring(digest, 1, _HEX_DIGITS), 16, 10).cast("long")
-    bucket = sf.pmod(value, sf.lit(_BUCKETS))
+    exam = F.col(exam_id_col) if isinstance(exam_id_col, str) else exam_id_col
+    digest = F.sha2(F.concat(F.lit(f"{seed}:"), exam.cast("string")), 256)
+    value = F.conv(F.substring(digest, 1, _HEX_DIGITS), 16, 10).cast("long")
+    bucket = F.pmod(value, F.lit(_BUCKETS))
     return (
-        sf.when(exam.isNull(), sf.lit(None).cast("string"))
-        .when(bucket < train_cut, sf.lit("train"))
-        .when(bucket < validation_cut, sf.lit("validation"))
-        .otherwise(sf.lit("test"))
+        F.when(exam.isNull(), F.lit(None).cast("string"))
+        .when(bucket < train_cut, F.lit("train"))
+        .when(bucket < validation_cut, F.lit("validation"))
+        .otherwise(F.lit("test"))
     )
+
+
+def with_split(df: DataFrame, split: SplitConfig) -> DataFrame:
+    """``df`` with the ``split`` column its ``exam_id`` gets under the ``split`` settings."""
+    return df.withColumn("split", split_column("exam_id", split.train, split.validation, split.seed))

@@ -380,3 +380,19 @@ def warehouse_lock(warehouse: str, command: str) -> Iterator[None]:
             fcntl.lockf(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
+
+
+CANONICAL_PARTITIONS = 16
+
+
+def canonical_layout(df: DataFrame, key: str = "sop_instance_uid", partition_by: str | None = None) -> DataFrame:
+    """Rows in files decided by the key alone, so training streams the same batches on any cluster.
+
+    Hash partitioning into a fixed count and sorting inside each partition make the files' content
+    and order independent of how many executors wrote them (spark.sql.shuffle.partitions, AQE).
+    A table written with ``partitionBy(partition_by)`` must sort by that column first: the writer
+    sorts by it anyway, and Spark then drops a key-only sort as redundant, leaving the rows in
+    arrival order, which depends on the input's file layout.
+    """
+    order = [partition_by, key] if partition_by else [key]
+    return df.repartition(CANONICAL_PARTITIONS, key).sortWithinPartitions(*order)

@@ -153,3 +153,17 @@ def test_kmedoids_fit_from_spark_assigns_every_row(spark):
     model = fit_kmedoids(df, 3, distance="cosine", fit_sample_rows=150, draws=2)
     clusters = model.assign(df).toPandas()["cluster"]
     assert clusters.notna().all() and set(clusters) <= {0, 1, 2}
+
+
+def test_the_elbow_keeps_label_free_scores_and_a_runner_up():
+    from radnet_spark.clustering.elbow import elbow_from_matrix
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(0, 10, (4, 3))
+    x = np.concatenate([c + rng.normal(0, 0.3, (60, 3)) for c in centres])
+    result = elbow_from_matrix(x, [2, 3, 4, 5, 6, 8], seed=1)
+    assert len(result.silhouette) == len(result.calinski_harabasz) == len(result.ks)
+    assert result.ks[int(np.nanargmax(result.silhouette))] == 4  # four blobs: the silhouette agrees
+    assert result.runner_up in result.ks and result.runner_up != result.chosen_k
+    saved = result.to_dict()
+    assert saved["rule"] in ("kneedle", "chord fallback") and saved["runner_up"] == result.runner_up

@@ -127,3 +127,22 @@ def test_state_round_trips_and_reproduces_the_same_features(spark, tmp_path):
         loaded.transform(join_views(_embeddings(spark))).toPandas().set_index("sop_instance_uid").sort_index()
     )
     assert np.allclose(np.stack(again["features"]), np.stack(fused["features"]))
+
+
+def test_unit_variance_scaling_gives_every_view_the_same_spread():
+    from radnet_spark.fusion import FusionModel, block_scale
+
+    rng = np.random.default_rng(0)
+    wide = rng.normal(0, 50.0, (200, 40))  # large units, many dimensions: would decide every distance
+    narrow = rng.normal(3.0, 0.01, (200, 2))
+    model = FusionModel("embeddings", ["tags", "image"], {"tags": 40, "image": 2})
+    model.scales = {"tags": block_scale(wide), "image": block_scale(narrow, weight=2.0)}
+    spreads = {}
+    for view, block in (("tags", wide), ("image", narrow)):
+        scaled = model.block(view, block)
+        spreads[view] = float(((scaled - scaled.mean(axis=0)) ** 2).sum(axis=1).mean())
+        assert abs(float(scaled.mean())) < 1e-9
+    assert spreads["tags"] == pytest.approx(1.0) and spreads["image"] == pytest.approx(4.0)
+    # A missing view's zero block sits at that view's training mean.
+    features, present = model.fuse({"tags": (wide[:1], np.array([True])), "image": (narrow[:0], np.array([False]))})
+    assert present == [["tags"]] and np.allclose(features[0][40:42], 0.0)

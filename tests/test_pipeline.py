@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from radnet_spark import pipeline as pipeline_module
+from radnet_spark import stage_work
 from radnet_spark.cli import main
 from radnet_spark.config import load_config
 from radnet_spark.pipeline import label, run
@@ -35,17 +35,17 @@ def trained(spark, tmp_path_factory, fast_config):
     generate_pacs(dump, exams=24, seed=5, defect_rates=DefectRates.none(), workers=1)
     warehouse, models = str(root / "warehouse"), str(root / "models")
 
-    original = pipeline_module._Runner.evaluate
+    original = stage_work.evaluate
 
-    def killed(self):  # noqa: ANN001, ANN202
+    def killed(inputs, model):  # noqa: ANN001, ANN202
         raise RuntimeError("killed during evaluate")
 
-    pipeline_module._Runner.evaluate = killed
+    stage_work.evaluate = killed
     try:
         with pytest.raises(RuntimeError, match="killed"):
             run(spark, str(dump / "dicom"), str(dump / "diagnoses.csv"), warehouse, fast_config, models_root=models)
     finally:
-        pipeline_module._Runner.evaluate = original
+        stage_work.evaluate = original
     result = run(spark, str(dump / "dicom"), str(dump / "diagnoses.csv"), warehouse, fast_config, models_root=models)
     return dump, warehouse, models, result
 
@@ -72,6 +72,17 @@ def test_run_labels_every_instance_and_writes_a_report(spark, trained):
     html = result.report.read_text(encoding="utf-8")
     assert "data:image/png;base64" in html
     assert result.metrics["validation"]["score"] is not None
+
+
+def test_cluster_cards_of_a_generated_dump_show_no_stop_word(trained):
+    import re
+
+    from radnet_spark.text.stopwords import stop_stems
+
+    html = trained[3].report.read_text(encoding="utf-8")
+    shown = {stem.strip() for cell in re.findall(r"<th>Stems</th><td>(.*?)</td>", html) for stem in cell.split(",")}
+    assert shown - {"no reports", "none stands out"}
+    assert not shown & stop_stems("croatian")
 
 
 def test_pipeline_manifest_lists_every_fitted_step(trained):
@@ -125,3 +136,4 @@ def test_label_refuses_an_unfinished_pipeline(spark, tmp_path):
     (broken / "manifest.json").write_text(json.dumps({"complete": False}))
     code = main(["label", "--pipeline", str(broken), "--dicom", str(tmp_path), "--out", str(tmp_path / "wh")])
     assert code == 2
+

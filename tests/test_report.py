@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -127,3 +128,31 @@ def test_build_report_reads_the_warehouse_and_writes_the_sections(spark, tmp_pat
     for section in SECTIONS:
         assert f'<section id="{section}">' in text
     assert "plu" in text
+
+
+def test_the_summary_shows_the_evaluation_it_is_given(spark, tmp_path):
+    labels = _warehouse(spark, tmp_path)
+    evaluation = {"validation": {"score": 0.123456, "nmi_bpe": 0.5}, "test": {"score": 0.654321, "nmi_bpe": 0.25}}
+    metrics_file = tmp_path / "metrics.json"
+    metrics_file.write_text(json.dumps(evaluation), encoding="utf-8")
+    text = build_report(spark, tmp_path, labels, out_html=tmp_path / "r.html", evaluation=metrics_file).read_text()
+    summary = text[text.index('<section id="summary">'):text.index("</section>", text.index('<section id="summary">'))]
+    assert "<th>validation</th><th>test</th>" in summary
+    assert "0.123" in summary and "0.654" in summary and "0.250" in summary
+
+
+def test_stop_words_and_stems_common_to_every_cluster_never_set_a_cluster_apart(spark, tmp_path):
+    labels = _warehouse(spark, tmp_path)
+    common = ["i", "u", "bez", "uredn", "nalaz"]
+    diagnoses = [(f"e{e}", (["glav", "ct"] if e % 2 == 0 else ["plu", "rtg"]) + common) for e in range(6)]
+    features = spark.read.parquet(f"{tmp_path}/tag_features")
+    assignments = labels.join(features.select("sop_instance_uid", "exam_id"), "sop_instance_uid")
+    frame = spark.createDataFrame(diagnoses, "exam_id string, stems array<string>")
+    cards = cluster_cards(assignments, features, frame, top_n=10, language="croatian")
+    assert [{s["stem"] for s in card["top_stems"]} for card in cards] == [{"glav", "ct"}, {"plu", "rtg"}]
+
+
+def test_a_cluster_without_reports_says_so():
+    card = {"cluster": 3, "size": 5, "modality": {"US": 5}, "bpe": {}, "top_stems": [], "reports": 0}
+    assert "no reports" in cards_markdown([card])
+    assert "none stands out" in cards_markdown([{**card, "reports": 4}])

@@ -49,7 +49,7 @@ def test_sample_filters_candidates_before_sorting(spark):
 
 def test_image_training_copy_holds_only_what_the_embedder_reads(spark):
     from radnet_spark.config import ImageConfig
-    from radnet_spark.pipeline import _bounded_training_images
+    from radnet_spark.views.image import bounded_training_images as _bounded_training_images
 
     images = spark.range(0, 6000, numPartitions=4).select(
         F.concat(F.lit("uid-"), F.col("id").cast("string")).alias("sop_instance_uid"),

@@ -16,7 +16,6 @@ from radnet_spark.text.doc2vec import (
     train_doc2vec,
 )
 from radnet_spark.text.embedding import DiagnosisEmbedder, fit_diagnosis_embedder
-from radnet_spark.text.lda import TopicModel, fit_lda
 from radnet_spark.text.vocabulary import Vocabulary, fit_vocabulary
 
 SCHEMA = "exam_id string, split string, stems array<string>"
@@ -141,32 +140,6 @@ def test_doc2vec_vocabulary_is_exactly_the_given_words():
     model = train_doc2vec(documents, vector_size=4, epochs=1, keep_words={"pluć", "rijetk"})
 
     assert set(model.wv.index_to_key) == {"pluć", "rijetk"}
-
-
-def test_lda_finds_planted_topics_with_distributions_summing_to_one(spark):
-    df = spark.createDataFrame(planted_rows(80), SCHEMA)
-    vocabulary = fit_vocabulary(df, min_word_frequency=2)
-
-    topics = fit_lda(df, vocabulary, k=2, seed=1, max_iter=30, subsampling_rate=1.0)
-    distributions = [row["topics"] for row in topics.transform(df).collect()]
-    top = topics.describe_topics(5)
-
-    assert all(len(d) == 2 and abs(sum(d) - 1.0) < 1e-4 for d in distributions)
-    assert sorted(sorted(words) for words in top) == sorted([sorted(CHEST), sorted(KNEE)])
-
-
-def test_lda_survives_save_and_load(spark, tmp_path):
-    df = spark.createDataFrame(planted_rows(), SCHEMA)
-    vocabulary = fit_vocabulary(df, min_word_frequency=2)
-    topics = fit_lda(df, vocabulary, k=3, seed=1, max_iter=5, subsampling_rate=1.0)
-
-    loaded = TopicModel.load(topics.save(tmp_path / "topics"))
-
-    assert loaded.k == 3
-    assert loaded.describe_topics(4) == topics.describe_topics(4)
-    before = {r["exam_id"]: r["topics"] for r in topics.transform(df).collect()}
-    after = {r["exam_id"]: r["topics"] for r in loaded.transform(df).collect()}
-    assert before == after
 
 
 @pytest.mark.parametrize("kind", ["bow", "tfidf", "pv_dm", "pv_dbow"])

@@ -7,20 +7,29 @@ Fallback when Kneedle finds no knee (a straight or too-short curve): the k whose
 farthest below the chord joining the first and last points of the curve, normalised to [0, 1] in
 both axes — Kneedle's difference curve without its sensitivity threshold. When every point lies on
 the chord, the smallest k is chosen. ``ElbowResult.knee_found`` says which rule decided.
+
+Beside the WCSS, every k gets two label-free scores on the same sample (bounded to
+``SCORE_SAMPLE_ROWS`` rows): the silhouette (higher is better) and the Calinski-Harabasz index.
+They do not choose k (the paper's rule does), but the runner-up — the best-silhouette k other than
+the chosen one — and both curves are kept, so a reader can see whether the elbow is defensible.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame
+from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
 from radnet_spark.clustering.kmeans import check_distance, fit_matrix, l2_normalise, sample_matrix
+
+# Silhouette costs O(n²): the label-free scores use at most this many of the sampled rows.
+SCORE_SAMPLE_ROWS = 5_000
 
 
 @dataclass
@@ -31,6 +40,19 @@ class ElbowResult:
     wcss: list[float]
     chosen_k: int
     knee_found: bool = True
+    silhouette: list[float] = field(default_factory=list)
+    calinski_harabasz: list[float] = field(default_factory=list)
+
+    @property
+    def rule(self) -> str:
+        """Which rule chose k: Kneedle's knee, or the farthest point below the chord."""
+        return "kneedle" if self.knee_found else "chord fallback"
+
+    @property
+    def runner_up(self) -> int | None:
+        """The k with the best silhouette other than the chosen one (None without scores)."""
+        ranked = sorted((s, k) for k, s in zip(self.ks, self.silhouette, strict=False) if k != self.chosen_k)
+        return ranked[-1][1] if ranked else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +60,10 @@ class ElbowResult:
             "wcss": list(self.wcss),
             "chosen_k": self.chosen_k,
             "knee_found": self.knee_found,
+            "rule": self.rule,
+            "runner_up": self.runner_up,
+            "silhouette": list(self.silhouette),
+            "calinski_harabasz": list(self.calinski_harabasz),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -56,6 +82,8 @@ class ElbowResult:
             wcss=[float(w) for w in data["wcss"]],
             chosen_k=int(data["chosen_k"]),
             knee_found=bool(data.get("knee_found", True)),
+            silhouette=[float(v) for v in data.get("silhouette", [])],
+            calinski_harabasz=[float(v) for v in data.get("calinski_harabasz", [])],
         )
 
 
@@ -125,7 +153,8 @@ def elbow_from_matrix(
     x = np.asarray(x, dtype=np.float32)
     if distance == "cosine":
         x = l2_normalise(x).astype(np.float32)
-    tried, wcss = [], []
+    tried, wcss, silhouette, calinski = [], [], [], []
+    scored = x[np.random.default_rng(seed).permutation(len(x))[:SCORE_SAMPLE_ROWS]] if len(x) else x
     for k in sorted(set(int(k) for k in ks)):
         if k > len(x):
             continue
@@ -135,10 +164,15 @@ def elbow_from_matrix(
         )
         tried.append(k)
         wcss.append(float(model.info["inertia"]))
+        labels = model.predict(scored)
+        separable = 1 < len(set(labels.tolist())) < len(scored)
+        silhouette.append(float(silhouette_score(scored, labels)) if separable else float("nan"))
+        calinski.append(float(calinski_harabasz_score(scored, labels)) if separable else float("nan"))
     if not tried:
         raise ValueError(f"No k in {ks} is at most the {len(x)} sampled rows.")
     chosen, found = choose_k(tried, wcss)
-    return ElbowResult(ks=tried, wcss=wcss, chosen_k=chosen, knee_found=found)
+    return ElbowResult(ks=tried, wcss=wcss, chosen_k=chosen, knee_found=found, silhouette=silhouette,
+                       calinski_harabasz=calinski)
 
 
 def elbow_sweep(
@@ -180,8 +214,12 @@ def plot_elbow(result: ElbowResult, ax: Any | None = None) -> Any:
     )
     ax.set_xlabel("k")
     ax.set_ylabel("within-cluster sum of squares")
-    ax.set_title("Elbow")
-    ax.legend()
+    ax.set_title("Elbow" + (f" (silhouette's best other k: {result.runner_up})" if result.runner_up else ""))
+    ax.legend(loc="upper right")
+    if result.silhouette:
+        twin = ax.twinx()
+        twin.plot(result.ks, result.silhouette, marker=".", color="#2ca02c", label="silhouette")
+        twin.set_ylabel("silhouette (sample)", color="#2ca02c")
     fig.tight_layout()
     return fig
 

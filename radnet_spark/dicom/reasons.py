@@ -39,6 +39,9 @@ class RejectReason(StrEnum):
     SHAPE_POLICY = "shape_policy"
     # Across records and diagnoses.
     DUPLICATE_SOP_INSTANCE_UID = "duplicate_sop_instance_uid"
+    # scope
+    MODALITY_OUT_OF_SCOPE = "modality_out_of_scope"
+    EXAM_TOO_LARGE = "exam_too_large"
     EMPTY_DIAGNOSIS = "empty_diagnosis"
     SHORT_DIAGNOSIS = "short_diagnosis"
     DUPLICATE_DIAGNOSIS = "duplicate_diagnosis"

@@ -1,11 +1,13 @@
 """Cluster cards: size, Modality and BPE composition, and the diagnosis stems that set a cluster apart.
 
-Distinguishing stems are ranked by class-based TF-IDF: each cluster is one document made of the
-stems of its exams' diagnoses (an exam counts once per cluster however many of its images fell
-there), ``tf = count(stem, cluster) / stems in cluster`` and
-``idf = ln((1 + clusters) / (1 + clusters containing the stem)) + 1``. A stem frequent in one cluster
-and rare in the rest ranks first. All counting happens in Spark; only the top stems per cluster
-come to the driver.
+Distinguishing stems contrast a cluster with the rest by the log-odds ratio with an informative
+Dirichlet prior (Monroe, Colaresi & Quinn 2008, "Fightin' Words"): each cluster is one document made
+of the stems of its exams' diagnoses (an exam counts once per cluster however many of its images
+fell there); a stem's z-score compares its odds inside the cluster with its odds in every other
+cluster, shrunk towards its share in the whole archive, so a stem common to every cluster ("normal",
+"without") scores near zero and a rare stem needs more than one mention to rank. Stop-words of the
+stemming language (:mod:`radnet_spark.text.stopwords`), digits and one-letter tokens never rank.
+All counting happens in Spark; only the top stems per cluster come to the driver.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from radnet_spark.evaluation.metrics import MISSING_LABEL, cluster_sizes, contingency_counts
+from radnet_spark.text.stopwords import stop_stems
 
 
 def composition(
@@ -35,47 +38,79 @@ def composition(
     return result
 
 
+# Total pseudo-count of the prior, spread over stems by their share in the whole archive.
+PRIOR_COUNT = 500.0
+
+
 def top_stems(
-    assignments: DataFrame, diagnoses: DataFrame, *, top_n: int = 10, cluster_col: str = "cluster"
+    assignments: DataFrame,
+    diagnoses: DataFrame,
+    *,
+    top_n: int = 10,
+    cluster_col: str = "cluster",
+    language: str = "croatian",
 ) -> dict[int, list[dict[str, Any]]]:
-    """The ``top_n`` stems of each cluster by class-based TF-IDF (see module docstring).
+    """The ``top_n`` stems that set each cluster apart, by log-odds z-score (see module docstring).
 
     Args:
         assignments: ``exam_id`` and ``cluster_col`` per instance.
         diagnoses: ``exam_id``, ``stems`` array<string>.
         top_n: stems kept per cluster.
         cluster_col: cluster column.
+        language: stemming language of the stems; its stop-words are left out.
 
     Returns:
-        cluster → list of ``{"stem", "count", "score"}``, best first.
+        cluster → list of ``{"stem", "count", "score"}`` with a positive score, best first.
     """
     exams = (
         assignments.where(F.col(cluster_col).isNotNull())
         .select(F.col(cluster_col).alias("cluster"), "exam_id")
         .distinct()
     )
-    stems = exams.join(diagnoses.select("exam_id", "stems"), "exam_id").select(
-        "cluster", F.explode("stems").alias("stem")
+    stop = sorted(stop_stems(language))
+    stems = (
+        exams.join(diagnoses.select("exam_id", "stems"), "exam_id")
+        .select("cluster", F.explode("stems").alias("stem"))
+        .where((F.length("stem") > 1) & ~F.col("stem").rlike(r"^[0-9]+$"))
     )
-    counts = stems.groupBy("cluster", "stem").count()
-    clusters = counts.select("cluster").distinct().count()
-    by_cluster = Window.partitionBy("cluster")
-    by_stem = Window.partitionBy("stem")
+    if stop:
+        stems = stems.where(~F.col("stem").isin(stop))
+    counts = stems.groupBy("cluster", "stem").agg(F.count(F.lit(1)).cast("double").alias("in_cluster"))
+    everything = Window.partitionBy()
     scored = (
-        counts.withColumn("tf", F.col("count") / F.sum("count").over(by_cluster))
-        .withColumn("clusters_with_stem", F.count(F.lit(1)).over(by_stem))
-        .withColumn(
-            "score", F.col("tf") * (F.log((1.0 + clusters) / (1.0 + F.col("clusters_with_stem"))) + 1.0)
-        )
-        .withColumn("rank", F.row_number().over(by_cluster.orderBy(F.desc("score"), F.asc("stem"))))
+        counts.withColumn("cluster_total", F.sum("in_cluster").over(Window.partitionBy("cluster")))
+        .withColumn("stem_total", F.sum("in_cluster").over(Window.partitionBy("stem")))
+        .withColumn("total", F.sum("in_cluster").over(everything))
+        .withColumn("prior", F.lit(PRIOR_COUNT) * F.col("stem_total") / F.col("total"))
+        .withColumn("in_rest", F.col("stem_total") - F.col("in_cluster"))
+        .withColumn("rest_total", F.col("total") - F.col("cluster_total"))
+        .withColumn("delta", _log_odds("in_cluster", "cluster_total") - _log_odds("in_rest", "rest_total"))
+        .withColumn("score", F.col("delta") / F.sqrt(1.0 / (F.col("in_cluster") + F.col("prior"))
+                                                     + 1.0 / (F.col("in_rest") + F.col("prior"))))
+        .where(F.col("score") > 0)
+        .withColumn("rank", F.row_number().over(Window.partitionBy("cluster").orderBy(F.desc("score"), F.asc("stem"))))
         .where(F.col("rank") <= top_n)
     )
     result: dict[int, list[dict[str, Any]]] = {}
     for row in scored.orderBy("cluster", "rank").collect():
         result.setdefault(int(row["cluster"]), []).append(
-            {"stem": row["stem"], "count": int(row["count"]), "score": float(row["score"])}
+            {"stem": row["stem"], "count": int(row["in_cluster"]), "score": float(row["score"])}
         )
     return result
+
+
+def _log_odds(count: str, total: str) -> Column:
+    """``ln((y + a) / (n + A - y - a))`` of a stem with prior ``a`` in a part of ``n`` stems."""
+    hits = F.col(count) + F.col("prior")
+    return F.log(hits / (F.col(total) + F.lit(PRIOR_COUNT) - hits))
+
+
+def exams_with_reports(assignments: DataFrame, diagnoses: DataFrame, cluster_col: str = "cluster") -> dict[int, int]:
+    """Exams per cluster that have a diagnosis with at least one stem."""
+    exams = assignments.where(F.col(cluster_col).isNotNull()).select(F.col(cluster_col).alias("cluster"), "exam_id")
+    reported = diagnoses.where(F.size("stems") > 0).select("exam_id").distinct()
+    rows = exams.distinct().join(reported, "exam_id").groupBy("cluster").count().collect()
+    return {int(row["cluster"]): int(row["count"]) for row in rows}
 
 
 def cluster_cards(
@@ -87,6 +122,7 @@ def cluster_cards(
     cluster_col: str = "cluster",
     modality_col: str = "modality",
     bpe_col: str = "bpe",
+    language: str = "croatian",
 ) -> list[dict[str, Any]]:
     """One card per cluster.
 
@@ -98,19 +134,21 @@ def cluster_cards(
         cluster_col: cluster column.
         modality_col: modality column of ``labels``.
         bpe_col: BPE column of ``labels``.
+        language: stemming language of the diagnoses (its stop-words never rank).
 
     Returns:
-        ``[{"cluster", "size", "modality": {label: count}, "bpe": {...}, "top_stems": [...]}]``
-        sorted by cluster.
+        ``[{"cluster", "size", "modality": {label: count}, "bpe": {...}, "top_stems": [...],
+        "reports": exams with a report}]`` sorted by cluster.
     """
     sizes = cluster_sizes(assignments, cluster_col)
     modality = composition(assignments, labels, modality_col, cluster_col)
     bpe = composition(assignments, labels, bpe_col, cluster_col)
     stems = (
-        top_stems(assignments, diagnoses, top_n=top_n, cluster_col=cluster_col)
+        top_stems(assignments, diagnoses, top_n=top_n, cluster_col=cluster_col, language=language)
         if diagnoses is not None
         else {}
     )
+    reports = exams_with_reports(assignments, diagnoses, cluster_col) if diagnoses is not None else {}
     return [
         {
             "cluster": c,
@@ -118,6 +156,7 @@ def cluster_cards(
             "modality": modality.get(c, {}),
             "bpe": bpe.get(c, {}),
             "top_stems": stems.get(c, []),
+            "reports": reports.get(c, 0),
         }
         for c, n in sizes.items()
     ]
@@ -142,14 +181,20 @@ def _shares(counts: dict[str, int], limit: int = 5) -> list[tuple[str, float]]:
     return [("missing" if label == MISSING_LABEL else label, count / total) for label, count in ranked]
 
 
+def _stems_text(card: dict[str, Any]) -> str:
+    stems = ", ".join(s["stem"] for s in card["top_stems"])
+    if stems:
+        return stems
+    return "no reports" if not card.get("reports") else "none stands out"
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     """One card as Markdown."""
     lines = [f"### Cluster {card['cluster']} — {card['size']} images", ""]
     for name in ("modality", "bpe"):
         shares = ", ".join(f"{label} {share:.0%}" for label, share in _shares(card[name]))
         lines.append(f"- **{name.upper() if name == 'bpe' else name.capitalize()}**: {shares or '—'}")
-    stems = ", ".join(s["stem"] for s in card["top_stems"])
-    lines.append(f"- **Distinguishing stems**: {stems or '—'}")
+    lines.append(f"- **Distinguishing stems**: {_stems_text(card)}")
     return "\n".join(lines) + "\n"
 
 
@@ -164,8 +209,7 @@ def card_html(card: dict[str, Any]) -> str:
     for name, title in (("modality", "Modality"), ("bpe", "BPE")):
         shares = ", ".join(f"{html.escape(label)} {share:.0%}" for label, share in _shares(card[name]))
         rows.append(f"<tr><th>{title}</th><td>{shares or '&mdash;'}</td></tr>")
-    stems = ", ".join(html.escape(s["stem"]) for s in card["top_stems"])
-    rows.append(f"<tr><th>Stems</th><td>{stems or '&mdash;'}</td></tr>")
+    rows.append(f"<tr><th>Stems</th><td>{html.escape(_stems_text(card))}</td></tr>")
     return (
         f'<div class="card"><h3>Cluster {int(card["cluster"])} <small>{int(card["size"])} images</small></h3>'
         f"<table>{''.join(rows)}</table></div>"

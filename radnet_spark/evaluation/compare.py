@@ -36,6 +36,7 @@ from radnet_spark.fusion import (
     join_views,
     view_column,
 )
+from radnet_spark.views import get_view
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,8 @@ METRIC_COLUMNS = (
     "diagnosis_distance",
 )
 
-# The paper's k (Tables 4-5): single views, then (method, views) for fusions.
+# The paper's k of the fusions (Tables 4-5); a single view's k is the view's own (``default_k``).
 PAPER_K: dict[tuple[str, ...], int] = {
-    ("tags",): 25,
-    ("image",): 40,
-    ("diagnosis",): 20,
     ("embeddings", "tags", "image"): 75,
     ("embeddings", "tags", "diagnosis"): 40,
     ("embeddings", "image", "diagnosis"): 40,
@@ -78,6 +76,8 @@ def paper_k(views: Iterable[str], method: str | None = None, overrides: dict[str
     key = "+".join(views) if method is None else f"{method}:{'+'.join(views)}"
     if overrides and key in overrides:
         return int(overrides[key])
+    if method is None and len(views) == 1:
+        return get_view(views[0]).default_k
     return PAPER_K.get(views if method is None else (method, *views), 50)
 
 
@@ -154,6 +154,7 @@ def compare_fusions(
     splits: Iterable[str] = ("validation", "test"),
     fit_split: str = "train",
     methods: Iterable[str] = METHODS,
+    scalings: Iterable[str] = ("none",),
     k_overrides: dict[str, int] | None = None,
     algorithm: str = "kmeans",
     distance: str = "euclidean",
@@ -173,6 +174,8 @@ def compare_fusions(
         splits: splits evaluated (columns of the table).
         fit_split: split every model is fitted on.
         methods: fusion methods tried for each combination of two or more views.
+        scalings: block scalings tried with each method (``none``, ``unit_variance``); a scaled row's
+            fusion reads ``<method>+<scaling>``.
         k_overrides: k per row, keyed ``"tags"`` or ``"embeddings:tags+image+diagnosis"``.
         algorithm: ``kmeans`` or ``kmedoids``.
         distance: ``euclidean`` or ``cosine``.
@@ -186,7 +189,7 @@ def compare_fusions(
         pandas frame: ``model``, ``fusion``, ``algorithm``, ``k``, then ``<split>_<metric>``.
     """
     views = check_views(list(embeddings))
-    splits = list(splits)
+    splits, methods, scalings = list(splits), list(methods), list(scalings)
     options = {
         "algorithm": algorithm,
         "distance": distance,
@@ -211,9 +214,10 @@ def compare_fusions(
         rows.append(_row(view, "-", label, k, assigned, splits, labels, image, diagnosis))
     for combo in view_combinations(views):
         name = "-".join(f"[{v}]" for v in combo)
-        for method in methods:
+        for method, scaling in itertools.product(methods, scalings):
             k = paper_k(combo, method, k_overrides)
-            log.info("Comparing %s %s (k=%d)", name, method, k)
+            fusion_name = method if scaling == "none" else f"{method}+{scaling}"
+            log.info("Comparing %s %s (k=%d)", name, fusion_name, k)
             # Per-view centres for the cluster methods must be k-means/k-medoid centres of that view.
             fusion = fit_fusion(
                 joined,
@@ -222,6 +226,9 @@ def compare_fusions(
                 missing_view=missing_view,
                 view_models={v: view_models[v] for v in combo},
                 fit_split=fit_split,
+                block_scaling=scaling,
+                fit_sample_rows=fit_sample_rows,
+                seed=seed,
             )
             fused = fusion.transform(joined).cache()
             if missing_view == "available_views":
@@ -232,7 +239,7 @@ def compare_fusions(
             else:
                 model = _fit(fused.where(F.col("split") == fit_split), k, "features", **options)
                 assigned = model.assign(fused.where(F.col("split").isin(splits)))
-            rows.append(_row(name, method, label, k, assigned, splits, labels, image, diagnosis))
+            rows.append(_row(name, fusion_name, label, k, assigned, splits, labels, image, diagnosis))
             fused.unpersist()
     joined.unpersist()
     return pd.DataFrame(rows)

@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import html
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,8 @@ def write_report(
     mosaics: dict[int, list[np.ndarray]],
     cards: list[dict[str, Any]],
     title: str = "radnet-spark clusters",
+    evaluation: dict[str, dict[str, Any]] | None = None,
+    facts: dict[str, str] | None = None,
 ) -> Path:
     """Render the report as one HTML file with every picture inline.
 
@@ -201,6 +204,10 @@ def write_report(
         mosaics: cluster → 8-bit grey images (2-D uint8 arrays).
         cards: :func:`~radnet_spark.evaluation.cards.cluster_cards` output.
         title: page title.
+        evaluation: split → headline metrics (the pipeline's ``metrics.json``); when given, the
+            summary shows these, the figures ``radnet run`` printed, instead of ``metrics``.
+        facts: what the pipeline decided (views used, rows per view combination, scope), shown
+            under the summary.
 
     Returns:
         The written path.
@@ -212,20 +219,34 @@ def write_report(
         f"<p>{len(sizes)} clusters, {sum(sizes.values())} images. "
         f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.</p>",
     ]
-    rows = "".join(
-        f"<tr><th>{label}</th><td>{_format(metrics.get(key))}</td></tr>"
-        for key, label in HEADLINE
-        if key in metrics
+    if evaluation:
+        splits = list(evaluation)
+        header = "<tr><th></th>" + "".join(f"<th>{html.escape(split)}</th>" for split in splits) + "</tr>"
+        rows = header + "".join(
+            f"<tr><th>{label}</th>" + "".join(f"<td>{_format(evaluation[s].get(key))}</td>" for s in splits) + "</tr>"
+            for key, label in HEADLINE
+            if any(key in evaluation[s] for s in splits)
+        )
+    else:
+        rows = "".join(
+            f"<tr><th>{label}</th><td>{_format(metrics.get(key))}</td></tr>"
+            for key, label in HEADLINE
+            if key in metrics
+        )
+    fact_rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(value)}</td></tr>" for name, value in (facts or {}).items()
     )
     parts.append(
         '<section id="summary"><h2>Summary</h2>'
-        f'<table class="metrics">{rows or "<tr><td>no metrics</td></tr>"}'
-        "</table></section>"
+        f'<table class="metrics">{rows or "<tr><td>no metrics</td></tr>"}</table>'
+        + (f'<table class="facts">{fact_rows}</table>' if fact_rows else "")
+        + "</section>"
     )
     if elbow is not None:
         note = "" if elbow.knee_found else " (no knee found; fallback rule)"
         parts.append(
-            f'<section id="elbow"><h2>Elbow</h2><p>Chosen k = {elbow.chosen_k}{note}.</p>'
+            f'<section id="elbow"><h2>Elbow</h2><p>Chosen k = {elbow.chosen_k}{note} (rule: {elbow.rule}'
+            + (f"; the silhouette's best other k: {elbow.runner_up}" if elbow.runner_up else "") + ").</p>"
             f"{_img(_figure_png(plot_elbow(elbow)), 'elbow curve')}</section>"
         )
     if sizes:
@@ -322,6 +343,9 @@ def build_report(
     title: str = "radnet-spark clusters",
     cluster_col: str = "cluster",
     seed: int = 42,
+    evaluation: dict[str, dict[str, Any]] | str | Path | None = None,
+    language: str = "croatian",
+    facts: dict[str, str] | None = None,
 ) -> Path:
     """Compute the report's inputs from the warehouse and write it.
 
@@ -338,10 +362,16 @@ def build_report(
         title: page title.
         cluster_col: cluster column of ``labels_df``.
         seed: image sampling seed.
+        evaluation: split → headline metrics, or the path of the ``metrics.json`` holding them; the
+            summary then shows the evaluation as written rather than figures over every split.
+        language: stemming language of the diagnoses; its stop-words stay off the cluster cards.
+        facts: what the pipeline decided (views used, scope …), shown under the summary.
 
     Returns:
         The written path.
     """
+    if isinstance(evaluation, (str, Path)):
+        evaluation = json.loads(Path(evaluation).read_text(encoding="utf-8"))
     tag_features = _read_table(spark, warehouse, "tag_features")
     if tag_features is None:
         raise ValueError(f"The report needs the tag_features table under {warehouse} for Modality and BPE.")
@@ -357,7 +387,8 @@ def build_report(
         image_embeddings=_read_table(spark, warehouse, "embeddings_image"),
         diagnosis_embeddings=_read_table(spark, warehouse, "embeddings_diagnosis"),
     )
-    cards = cluster_cards(assignments, labels, _read_table(spark, warehouse, "diagnoses"), top_n=top_n)
+    cards = cluster_cards(assignments, labels, _read_table(spark, warehouse, "diagnoses"), top_n=top_n,
+                          language=language)
     images = _read_table(spark, warehouse, "images")
     mosaics = (
         sample_images(assignments, images, per_cluster=images_per_cluster, seed=seed)
@@ -379,6 +410,8 @@ def build_report(
         mosaics=mosaics,
         cards=cards,
         title=title,
+        evaluation=evaluation,
+        facts=facts,
     )
     assignments.unpersist()
     return path

@@ -34,6 +34,7 @@ from radnet_spark.dicom.pixels import PixelPolicy
 from radnet_spark.dicom.reasons import RejectReason
 from radnet_spark.ingest.exam_names import EXAM_NAME_HASHES, exam_name_hash_rows, read_exam_name_hashes
 from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOptions
+from radnet_spark.ingest.scope import apply_scope, out_of_scope
 from radnet_spark.storage import list_files_distributed, require_file, to_local_path
 from radnet_spark.tables import (
     commit_run,
@@ -261,7 +262,8 @@ def _ingest(
         with summary.step("deduplicate"):
             duplicate_paths(parsed_rows, existing_tags).write.mode("overwrite").parquet(f"{staging}_duplicates")
         duplicates = spark.read.parquet(f"{staging}_duplicates")
-        staged = apply_duplicates(parsed_rows, duplicates)
+        deduplicated = apply_duplicates(parsed_rows, duplicates)
+        staged = apply_scope(deduplicated, out_of_scope(deduplicated, existing_tags, config.ingest))
 
         files = staged.select(
             "path", "size", "mtime", "status",

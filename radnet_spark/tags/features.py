@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as sf
+from pyspark.sql import functions as F
 
 from radnet_spark.errors import PipelineError, UserError
 from radnet_spark.sampling import smallest_hash_rows
@@ -159,14 +159,14 @@ class TagPreprocessing:
         # Positional names: Spark resolves names case-insensitively, so "Modality" the feature and
         # "modality" the output column would collide.
         inputs = [
-            sf.col("sop_instance_uid").cast("string").alias("sop_instance_uid"),
-            sf.col("exam_id").cast("string").alias("exam_id"),
+            F.col("sop_instance_uid").cast("string").alias("sop_instance_uid"),
+            F.col("exam_id").cast("string").alias("exam_id"),
             split_column("exam_id", self.split["train"], self.split["validation"], self.split["seed"]).alias("split"),
-            (sf.col(f"`{self.modality_column}`").cast("string") if self.modality_column in present
-             else sf.lit(None).cast("string")).alias("modality"),
+            (F.col(f"`{self.modality_column}`").cast("string") if self.modality_column in present
+             else F.lit(None).cast("string")).alias("modality"),
         ]
         for index, col in enumerate(columns):
-            source = sf.col(f"`{col}`").cast("string") if col in present else sf.lit(None).cast("string")
+            source = F.col(f"`{col}`").cast("string") if col in present else F.lit(None).cast("string")
             inputs.append(source.alias(f"__tag{index}"))
         renames = {f"__tag{index}": col for index, col in enumerate(columns)}
 
@@ -186,7 +186,7 @@ class TagPreprocessing:
 
             from radnet_spark.tags.features import TagPreprocessing as _TagPreprocessing
             from radnet_spark.tags.features import encode_tag_batch as _encode
-            from radnet_spark.tags.missforest import cached_load
+            from radnet_spark.worker_cache import cached
 
             def _load() -> Any:
                 if directory is not None:
@@ -194,7 +194,7 @@ class TagPreprocessing:
                     return loaded.imputer, loaded.encoder, loaded.levels, loaded.selection.bucketed
                 return _pickle.loads(payload)
 
-            imputer, encoder, levels, bucketed = cached_load(key, _load)
+            imputer, encoder, levels, bucketed = cached(key, _load)
             for batch in batches:
                 tags = batch.rename(columns=renames)
                 features = _encode(tags, imputer, encoder, levels, bucketed)
@@ -283,10 +283,10 @@ def _training_sample(
     tags_df: DataFrame, columns: list[str], rows: int, limit: int, train: float, validation: float, seed: int
 ) -> pd.DataFrame:
     """At most ``limit`` training-split rows of ``columns`` as pandas (falls back to all splits if none)."""
-    selected = [sf.col(f"`{c}`").cast("string").alias(c) for c in columns]
+    selected = [F.col(f"`{c}`").cast("string").alias(c) for c in columns]
     training = tags_df.where(split_column("exam_id", train, validation, seed) == "train")
     # Order by a seeded hash of the key: the same rows in the same order whatever the partitioning.
-    rank, key = sf.xxhash64(sf.lit(seed), sf.col("sop_instance_uid")), sf.col("sop_instance_uid")
+    rank, key = F.xxhash64(F.lit(seed), F.col("sop_instance_uid")), F.col("sop_instance_uid")
     pdf = smallest_hash_rows(training, limit, rank, [key]).select(*selected).toPandas()
     if len(pdf) == 0:
         log.warning("No training-split rows in the tags table; fitting the tag preprocessing on all splits.")

@@ -450,17 +450,6 @@ def load_imputer(directory: str | os.PathLike[str]) -> SimpleTagImputer:
     return IMPUTERS[kind]._from_metadata(meta, source)
 
 
-_EXECUTOR_CACHE: dict[str, Any] = {}
-
-
-def cached_load(key: str, loader: Any) -> Any:
-    """Load an artifact once per Python worker (``key`` identifies it, ``loader()`` builds it)."""
-    if key not in _EXECUTOR_CACHE:
-        _EXECUTOR_CACHE.clear()  # one model at a time per worker keeps memory bounded
-        _EXECUTOR_CACHE[key] = loader()
-    return _EXECUTOR_CACHE[key]
-
-
 def impute_dataframe(df: Any, imputer: SimpleTagImputer | str | os.PathLike[str]) -> Any:
     """Impute the imputer's columns of a Spark DataFrame, distributed with ``mapInPandas``.
 
@@ -499,8 +488,8 @@ def impute_dataframe(df: Any, imputer: SimpleTagImputer | str | os.PathLike[str]
     def impute_batches(batches: Any) -> Any:
         import pickle as _pickle
 
-        from radnet_spark.tags.missforest import cached_load as _cached_load
         from radnet_spark.tags.missforest import load_imputer as _load_imputer
+        from radnet_spark.worker_cache import cached as _cached_load
 
         if path is not None:
             model = _cached_load(key, lambda: _load_imputer(path))

@@ -8,7 +8,7 @@ applies is the recorded reason):
   caller excludes;
 - ``uid``: keywords ending in ``UID``/``UIDs`` (split multi-values ``…UID_0`` too) — always unique
   identifiers, whatever their cardinality;
-- ``identifier``: well-known identifying keywords (PatientID, AccessionNumber, StudyID, serial
+- ``identifier``: the identifying keywords of :mod:`radnet_spark.dicom.deid` (PatientID, AccessionNumber, serial
   numbers …) that a de-identification profile should already have removed;
 - ``low_fill``: filled in fewer than ``min_fill_rate`` of the rows (empty strings count as missing);
 - ``few_distinct``: fewer than ``min_distinct`` distinct values;
@@ -37,21 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as sf
+from pyspark.sql import functions as F
 
+from radnet_spark.dicom.deid import IDENTIFYING_KEYWORDS
 from radnet_spark.errors import UserError
 
 KEY_COLUMNS = frozenset({"sop_instance_uid", "exam_id", "study_id", "series_id", "path", "ingest_run_id"})
 
 OTHER_CATEGORY = "__other__"
 
-IDENTIFYING_KEYWORDS = frozenset({
-    "PatientID", "OtherPatientIDs", "IssuerOfPatientID", "PatientName", "AccessionNumber", "StudyID",
-    "DeviceSerialNumber", "RequestedProcedureID", "ScheduledProcedureStepID", "PerformedProcedureStepID",
-    "PlacerOrderNumberImagingServiceRequest", "FillerOrderNumberImagingServiceRequest",
-    "AdmissionID", "ServiceEpisodeID", "DetectorID", "StationName", "InstitutionName",
-    "InstitutionAddress", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
-})
 
 NUMBER_PATTERN = r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 
@@ -108,8 +102,8 @@ class TagProfile:
 
 
 def _present(col: str) -> Any:
-    value = sf.col(f"`{col}`")
-    return value.isNotNull() & (sf.trim(value) != "")
+    value = F.col(f"`{col}`")
+    return value.isNotNull() & (F.trim(value) != "")
 
 
 def profile_tags(df: DataFrame, exclude: set[str] | frozenset[str] = KEY_COLUMNS) -> TagProfile:
@@ -124,18 +118,18 @@ def profile_tags(df: DataFrame, exclude: set[str] | frozenset[str] = KEY_COLUMNS
     """
     excluded = tuple(c for c in df.columns if c in exclude)
     tag_columns = [c for c in df.columns if c not in exclude]
-    aggregates = [sf.count(sf.lit(1)).alias("__rows")]
+    aggregates = [F.count(F.lit(1)).alias("__rows")]
     for index, col in enumerate(tag_columns):
         present = _present(col)
-        text = sf.col(f"`{col}`").cast("string")
+        text = F.col(f"`{col}`").cast("string")
         aggregates += [
-            sf.count(sf.when(present, 1)).alias(f"f{index}"),
-            sf.approx_count_distinct(sf.when(present, text)).alias(f"d{index}"),
+            F.count(F.when(present, 1)).alias(f"f{index}"),
+            F.approx_count_distinct(F.when(present, text)).alias(f"d{index}"),
             # A pattern, not a cast: Spark casts "2D" (MRAcquisitionType) to 2.0 like a Java literal,
             # while the imputers (pandas.to_numeric) rightly see text there.
-            sf.count(sf.when(present & text.rlike(NUMBER_PATTERN), 1)).alias(f"n{index}"),
-            sf.count(sf.when(present & text.contains(" "), 1)).alias(f"s{index}"),
-            sf.avg(sf.when(present, sf.length(text))).alias(f"l{index}"),
+            F.count(F.when(present & text.rlike(NUMBER_PATTERN), 1)).alias(f"n{index}"),
+            F.count(F.when(present & text.contains(" "), 1)).alias(f"s{index}"),
+            F.avg(F.when(present, F.length(text))).alias(f"l{index}"),
         ]
     row = df.agg(*aggregates).collect()[0]
     columns = tuple(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as sf
+from pyspark.sql import functions as F
 from pyspark.sql import types as st
 
 from radnet_spark.errors import InputPathError, UserError
@@ -179,8 +179,8 @@ def read_diagnoses(
         )
     _require_columns(df, [exam_key_column, text_column], f"Diagnoses file {path}")
     return df.select(
-        sf.col(exam_key_column).cast("string").alias(exam_key_column),
-        sf.col(text_column).cast("string").alias(text_column),
+        F.col(exam_key_column).cast("string").alias(exam_key_column),
+        F.col(text_column).cast("string").alias(text_column),
     )
 
 
@@ -271,48 +271,48 @@ def diagnoses_table(
 
     keyed = df.select(exam_key_column, text_column).mapInPandas(hash_keys, "exam_id string, _text string")
     if exam_names is None:
-        keyed = keyed.withColumn("_name_hashes", sf.lit(None).cast("array<string>"))
+        keyed = keyed.withColumn("_name_hashes", F.lit(None).cast("array<string>"))
     else:
-        per_exam = exam_names.groupBy("exam_id").agg(sf.collect_set("name_hash").alias("_name_hashes"))
+        per_exam = exam_names.groupBy("exam_id").agg(F.collect_set("name_hash").alias("_name_hashes"))
         keyed = keyed.join(per_exam, "exam_id", "left")
     processed = keyed.select("exam_id", "_text", "_name_hashes").mapInPandas(process, _PROCESSED_SCHEMA)
 
     # Several rows for one exam: keep a usable one, the longest, ties broken by text for determinism.
     by_exam = Window.partitionBy("exam_id")
     ranked = (
-        processed.withColumn("_rows", sf.count(sf.lit(1)).over(by_exam))
+        processed.withColumn("_rows", F.count(F.lit(1)).over(by_exam))
         .withColumn(
             "_rank",
-            sf.row_number().over(
+            F.row_number().over(
                 by_exam.orderBy(
-                    sf.col("reason").isNull().desc(),
-                    sf.length("diagnosis_clean").desc(),
-                    sf.col("diagnosis_raw").asc_nulls_last(),
+                    F.col("reason").isNull().desc(),
+                    F.length("diagnosis_clean").desc(),
+                    F.col("diagnosis_raw").asc_nulls_last(),
                 )
             ),
         )
         .withColumn(
             "reason",
-            sf.when(
-                sf.col("exam_id").isNotNull() & (sf.col("_rank") > 1) & sf.col("reason").isNull(),
-                sf.lit(DUPLICATE_DIAGNOSIS),
-            ).otherwise(sf.col("reason")),
+            F.when(
+                F.col("exam_id").isNotNull() & (F.col("_rank") > 1) & F.col("reason").isNull(),
+                F.lit(DUPLICATE_DIAGNOSIS),
+            ).otherwise(F.col("reason")),
         )
         .withColumn(
             "detail",
-            sf.when(
-                sf.col("reason") == DUPLICATE_DIAGNOSIS,
-                sf.format_string("exam %s has %d diagnosis rows; one was kept", "exam_id", "_rows"),
-            ).otherwise(sf.col("detail")),
+            F.when(
+                F.col("reason") == DUPLICATE_DIAGNOSIS,
+                F.format_string("exam %s has %d diagnosis rows; one was kept", "exam_id", "_rows"),
+            ).otherwise(F.col("detail")),
         )
     )
-    diagnoses = ranked.where(sf.col("reason").isNull()).select(
+    diagnoses = ranked.where(F.col("reason").isNull()).select(
         "exam_id", "diagnosis_raw", "diagnosis_clean", "stems"
     )
-    rejects = ranked.where(sf.col("reason").isNotNull()).select(
-        sf.lit(source_path).alias("path"),
-        sf.lit(STAGE).alias("stage"),
-        sf.col("reason"),
-        sf.col("detail"),
+    rejects = ranked.where(F.col("reason").isNotNull()).select(
+        F.lit(source_path).alias("path"),
+        F.lit(STAGE).alias("stage"),
+        F.col("reason"),
+        F.col("detail"),
     )
     return diagnoses, rejects

@@ -30,6 +30,7 @@ from radnet_spark.errors import PipelineError
 from radnet_spark.sampling import smallest_hash_rows
 from radnet_spark.storage import to_local_path
 from radnet_spark.text.vocabulary import training_rows
+from radnet_spark.worker_cache import cached
 
 if TYPE_CHECKING:
     from gensim.models.doc2vec import Doc2Vec
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SEPARATOR = "\x1f"  # cannot occur inside a stem, so joined texts map back to one word list
-_MODELS_PER_WORKER = 2  # a worker rarely alternates between more models; bounds its memory
 
 
 def document_seed(words: Sequence[str], seed: int) -> int:
@@ -220,7 +220,6 @@ def sample_training_documents(
     return [list(row["stems"]) for row in rows]
 
 
-_loaded_models: dict[tuple[str, float], Any] = {}
 
 
 def load_doc2vec(path: str) -> Doc2Vec:
@@ -232,14 +231,7 @@ def load_doc2vec(path: str) -> Doc2Vec:
         raise PipelineError(
             f"Doc2vec model {path} is not readable here; save the embedder to storage every worker can read."
         )
-    key = (local, os.path.getmtime(local))
-    model = _loaded_models.get(key)
-    if model is None:
-        if len(_loaded_models) >= _MODELS_PER_WORKER:
-            _loaded_models.clear()
-        model = Doc2Vec.load(local)
-        _loaded_models[key] = model
-    return model
+    return cached(("doc2vec", local, os.path.getmtime(local)), lambda: Doc2Vec.load(local))
 
 
 def _inference_batches(

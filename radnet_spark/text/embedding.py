@@ -15,7 +15,6 @@ A saved embedder is a directory::
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from pyspark.sql import DataFrame
 
+from radnet_spark.artifacts import read_step_manifest, write_step_manifest
 from radnet_spark.errors import PipelineError
 from radnet_spark.text.bow import bow_transform, bow_vector, fit_idf, load_idf, save_idf
 from radnet_spark.text.doc2vec import (
@@ -42,8 +42,9 @@ from radnet_spark.text.vocabulary import Vocabulary, fit_vocabulary
 log = logging.getLogger(__name__)
 
 KINDS = ("bow", "tfidf", "pv_dm", "pv_dbow")
-MANIFEST_FORMAT = "radnet-diagnosis-embedder"
-MANIFEST_VERSION = 1
+MANIFEST_FORMAT = "diagnosis embedder"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 2  # 2: the common fitted-step manifest (radnet_spark.artifacts)
 KEY_COLUMNS = ("exam_id", "split")
 
 _DOC2VEC_FILE = "doc2vec.model"
@@ -142,36 +143,17 @@ class DiagnosisEmbedder:
                 stale.unlink()
             self._model().save(str(target / _DOC2VEC_FILE))
             self.doc2vec_path = str(target / _DOC2VEC_FILE)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "version": MANIFEST_VERSION,
-            "kind": self.kind,
-            "dimension": self.dimension,
-            "params": self.params,
-            "files": files,
-            "libraries": _library_versions(self.is_doc2vec),
-        }
-        (target / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        write_step_manifest(target, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, kind=self.kind,
+                            dimension=self.dimension, params=self.params, files=files,
+                            libraries=_library_versions(self.is_doc2vec))
         return target
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> DiagnosisEmbedder:
         """Read an embedder written by :meth:`save`."""
         source = Path(directory)
-        manifest_path = source / "manifest.json"
-        if not manifest_path.is_file():
-            raise PipelineError(f"{source} holds no diagnosis embedder (manifest.json is missing).")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise PipelineError(f"{manifest_path} is not valid JSON.") from None
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise PipelineError(f"{manifest_path} is not a diagnosis embedder manifest.")
-        if manifest.get("version") != MANIFEST_VERSION:
-            raise PipelineError(
-                f"{manifest_path} has format version {manifest.get('version')}; this radnet reads "
-                f"version {MANIFEST_VERSION}."
-            )
+        manifest_path = source / MANIFEST_FILE
+        manifest = read_step_manifest(source, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION)
         kind = manifest["kind"]
         files = manifest["files"]
         vocabulary = Vocabulary.load(source / files["vocabulary"])

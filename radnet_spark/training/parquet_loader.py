@@ -258,11 +258,6 @@ def decode_images(
     return np.frombuffer(b"".join(items), dtype=np.uint8).reshape(len(items), side, side)
 
 
-def images_to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 (rows, S, S) → float32 (rows, 1, S, S) scaled to [0, 1], the CAE's input."""
-    return (images.astype(np.float32) / 255.0)[:, None, :, :]
-
-
 class ArrowRowDataset(IterableDataset):
     """Rows of one column of a ``BatchSource``, shuffled through a bounded buffer, as float tensors.
 

@@ -1,0 +1,46 @@
+"""The diagnosis view: a document embedding (PV-DBOW by default) of the exam's stemmed narrative."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from radnet_spark.config import RadnetConfig
+from radnet_spark.splits import with_split
+from radnet_spark.tables import table_exists
+from radnet_spark.text.embedding import DiagnosisEmbedder, fit_diagnosis_embedder
+from radnet_spark.views.base import FittedView, View, ViewInputs
+
+
+class DiagnosisView(View):
+    """Embeds the ``stems`` of the ``diagnoses`` table; one embedding per exam."""
+
+    name = "diagnosis"
+    key = "exam_id"
+    source_table = "diagnoses"
+    config_sections = ("text", "split")
+    default_k = 20
+
+    def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
+        """Training diagnoses with at least one stem frequent enough to enter the vocabulary."""
+        minimum = inputs.config.text.min_word_frequency
+        what = f"training diagnoses with a stem seen at least {minimum} times (text.min_word_frequency)"
+        if not table_exists(inputs.warehouse, self.source_table):
+            return 0, what
+        train = inputs.with_split(inputs.table(self.source_table)).where(F.col("split") == "train")
+        stems = train.select("exam_id", F.explode("stems").alias("stem"))
+        frequent = stems.groupBy("stem").count().where(F.col("count") >= minimum).select("stem")
+        return stems.join(frequent, "stem", "left_semi").select("exam_id").distinct().count(), what
+
+    def fit(self, inputs: ViewInputs, folder: str) -> FittedView:
+        x = inputs.config.text
+        embedder = fit_diagnosis_embedder(
+            inputs.with_split(inputs.table(self.source_table)), kind=x.embedder,
+            min_word_frequency=x.min_word_frequency, vector_size=x.vector_size, window=x.window,
+            epochs=x.epochs, seed=x.seed, max_train_docs=x.max_train_docs,
+        )
+        embedder.save(folder)
+        return FittedView(self, folder, embedder.dimension, {"kind": x.embedder})
+
+    def transform(self, fitted: FittedView, source: DataFrame, config: RadnetConfig) -> DataFrame:
+        return DiagnosisEmbedder.load(fitted.folder).transform(with_split(source, config.split))
