@@ -146,6 +146,23 @@ def _log_elbow(mlflow: Any, pipeline: PipelineDir) -> None:
     plt.close(figure)
 
 
+def _log_model_descriptor(mlflow: Any, artifact_path: str) -> None:
+    """An ``MLmodel`` file with a signature (DICOM path → cluster) beside the pipeline's files.
+
+    It has no flavour (the pipeline is applied by ``radnet label``, not by ``mlflow.pyfunc``); it is
+    there because registries that accept only MLflow models with a signature (Unity Catalog) check it.
+    """
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    signature = ModelSignature(inputs=Schema([ColSpec("string", "path")]),
+                               outputs=Schema([ColSpec("long", "cluster")]))
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "MLmodel"
+        Model(artifact_path=artifact_path, signature=signature).save(str(target))
+        mlflow.log_artifact(str(target), artifact_path)
+
+
 def _wait_until_ready(client: Any, name: str, version: str) -> None:
     """Block until the registry has copied the version (immediate on a local store)."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -199,6 +216,7 @@ def log_pipeline_version(pipeline: PipelineDir, config: RadnetConfig, warehouse:
             mlflow.log_metrics(metrics_of(manifest, comparison))
             _log_elbow(mlflow, pipeline)
             mlflow.log_artifacts(str(pipeline.root), "pipeline")
+            _log_model_descriptor(mlflow, "pipeline")
             report = Path(to_local_path(warehouse)) / "report" if warehouse else None
             if report is not None and report.is_dir():
                 mlflow.log_artifacts(str(report), "report")

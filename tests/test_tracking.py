@@ -55,6 +55,8 @@ def test_label_resolves_the_registry_to_the_same_pipeline_version(tracking, refe
                  "--out", str(warehouse)]) == 0
     resolved = warehouse / "_registry" / "tiny" / tracking["pipeline"].name
     assert json.loads((resolved / "manifest.json").read_text())["complete"] is True
+    # The registered artifacts are the version folder plus an MLmodel descriptor with a signature.
+    assert mlflow.models.Model.load(str(resolved)).signature.inputs.input_names() == ["path"]
     # Same pipeline_version as the training run: every instance already has its label, none is added.
     assert f"labelled 0 new instances with pipeline {tracking['pipeline'].name}" in capsys.readouterr().out
 
