@@ -72,9 +72,12 @@ def remote_filesystem(uri: str) -> tuple[Any, str]:
     """
     import fsspec.core
 
-    scheme = uri.partition("://")[0].lower()
+    scheme, _, rest = uri.partition("://")
+    scheme = scheme.lower()
+    # fsspec registers adlfs as abfs:// and az://; abfss:// is Hadoop's TLS spelling of the same URI.
+    target = f"abfs://{rest}" if scheme == "abfss" else uri
     try:
-        return fsspec.core.url_to_fs(uri)
+        return fsspec.core.url_to_fs(target)
     except (ImportError, ValueError) as error:
         extra = _EXTRAS.get(scheme)
         hint = f"pip install 'radnet-spark[{extra}]'" if extra else f"install the fsspec package for {scheme}://"
