@@ -253,6 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Libraries that log every epoch, tile or plot call at INFO drown our progress lines.
     for noisy in ("gensim", "matplotlib", "py4j", "openjpeg", "PIL", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Storage and tracking clients log request headers (signed credentials, tokens) at DEBUG: they
+    # stay at WARNING even with --verbose, so no credential reaches a log.
+    for client in ("botocore", "aiobotocore", "boto3", "s3fs", "gcsfs", "adlfs", "azure", "google.auth",
+                   "fsspec", "urllib3", "mlflow"):
+        logging.getLogger(client).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -169,7 +169,8 @@ def open_remote(uri: str, size: int | None = None) -> BinaryIO:
 
     Nothing is downloaded up front: each read fetches what it needs plus up to
     ``REMOTE_BLOCK_BYTES`` ahead, so a header read costs one request and the deferred pixel data
-    one more. Raises the store's ``OSError`` (``FileNotFoundError``, ``PermissionError``, …).
+    one more. Without ``size`` (from the listing) the store is first asked for it, one metadata
+    request. Raises the store's ``OSError`` (``FileNotFoundError``, ``PermissionError``, …).
     """
     fs, path = remote_filesystem(uri)
     options: dict[str, Any] = {"block_size": REMOTE_BLOCK_BYTES, "cache_type": "readahead"}
