@@ -106,6 +106,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_inputs(args)
     config = _config(args)
+    if config.tracking.mlflow:
+        from radnet_spark.tracking import require_mlflow
+
+        require_mlflow()  # before training, not after it
     with _writing(args, config) as spark:
         result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
                      name=args.name, until=args.until, compare=args.compare)

@@ -17,6 +17,7 @@ MLflow is an optional extra (``pip install 'radnet-spark[mlflow]'``); Databricks
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -53,6 +54,11 @@ def _mlflow() -> Any:
             "MLflow tracking needs MLflow: pip install 'radnet-spark[mlflow]' (Databricks runtimes ship it)."
         ) from None
     return mlflow
+
+
+def require_mlflow() -> None:
+    """Raise the one-sentence UserError now when MLflow is missing (``run`` checks before training)."""
+    _mlflow()
 
 
 def is_registry_uri(pipeline: str) -> bool:
@@ -241,7 +247,7 @@ def log_pipeline_version(pipeline: PipelineDir, config: RadnetConfig, warehouse:
             f"({error.error_code}); retry with `radnet models log {pipeline.root}`."
         ) from None
     tracked = TrackedVersion(run.info.run_id, model_name, str(created.version), tracking_uri, tracking.alias)
-    pipeline.update_manifest(mlflow=tracked.__dict__)
+    pipeline.update_manifest(mlflow=dataclasses.asdict(tracked))
     log.info("%s", tracked)
     return tracked
 
