@@ -42,11 +42,23 @@ EXTRAS_REQUIRE = {
     "spark": ["pyspark>=4.0,<5"],
     # GPL-3.0: decodes 12-bit "JPEG Extended" and JPEG-LS; opt in knowingly.
     "gpl-license": ["pylibjpeg-libjpeg>=2.1,<3"],
+    # DICOM dumps and diagnoses on object storage, read by the tasks through fsspec: install the
+    # store's extra on the driver and every executor. s3fs and gcsfs release in step with fsspec.
+    "s3": ["s3fs>=2024.6"],
+    "gcs": ["gcsfs>=2024.6"],
+    "azure": ["adlfs>=2024.4"],
+    # Pipeline versions as MLflow runs and registered models; SQLAlchemy and Alembic serve a local
+    # sqlite:/// tracking store (a tracking server or Databricks needs only the client).
+    "mlflow": ["mlflow-skinny>=3.4,<4", "sqlalchemy>=2,<3", "alembic>=1.13,<2"],
     "dev": [
         "pytest>=8,<10",
         "ruff>=0.6",
         "pydicom-data",
         "nbformat>=5",
+        # A real S3 server on 127.0.0.1 for the object-storage tests (moto's server mode needs Flask).
+        "moto[s3]>=5.1,<6",
+        "flask>=3,<4",
+        "flask-cors>=5,<7",
     ],
 }
 

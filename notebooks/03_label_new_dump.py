@@ -8,7 +8,8 @@
 # MAGIC instances with the training data per cluster (share of instances, mean distance to the centre)
 # MAGIC and warns when re-training looks due.
 # MAGIC
-# MAGIC `pipeline` is a version folder (`<models>/<name>/<version>`) or `latest`: the newest complete
+# MAGIC `pipeline` is a version folder (`<models>/<name>/<version>`), an MLflow registry reference
+# MAGIC (`models:/<model>/<version>`, `models:/<model>@<alias>`), or `latest`: the newest complete
 # MAGIC version of `name` under `models`. This notebook is what the nightly job of the bundle runs
 # MAGIC (`resources/relabel_job.yml`).
 
@@ -53,12 +54,16 @@ from radnet_spark.artifacts import latest_pipeline
 from radnet_spark.session import get_spark
 from radnet_spark.storage import to_local_path
 from radnet_spark.synth import generate_pacs
+from radnet_spark.tracking import is_registry_uri, resolve_pipeline
 
 spark = get_spark()
 
 if pipeline == "latest":
     # Only versions whose training finished (``complete`` in the manifest, its last write) qualify.
     pipeline = latest_pipeline(to_local_path(models), name)
+elif is_registry_uri(pipeline):
+    # models:/<model>/<version> or models:/<model>@<alias>: downloaded once under the warehouse.
+    pipeline = resolve_pipeline(pipeline, warehouse)
 print(f"pipeline: {pipeline}")
 
 dump_dir = Path(to_local_path(dicom))

@@ -106,10 +106,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_inputs(args)
     config = _config(args)
+    if config.tracking.mlflow:
+        from radnet_spark.tracking import require_mlflow
+
+        require_mlflow()  # before training, not after it
     with _writing(args, config) as spark:
         result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
                      name=args.name, until=args.until, compare=args.compare)
     print(result)
+    if config.tracking.mlflow and args.until == "report":
+        from radnet_spark.tracking import log_pipeline_version
+
+        # After training, outside the lock: a tracking server that is down costs no trained version.
+        print(log_pipeline_version(result.pipeline, config, args.out))
     return 0
 
 
@@ -118,6 +127,11 @@ def cmd_label(args: argparse.Namespace) -> int:
     from radnet_spark.config import label_config, read_settings
 
     _check_inputs(args)
+    from radnet_spark.tracking import is_registry_uri, resolve_pipeline
+
+    if is_registry_uri(args.pipeline):
+        # models:/<name>/<version> or @alias: download the registered version once, then as a folder.
+        args.pipeline = resolve_pipeline(args.pipeline, args.out)
     # The pipeline fixes what is computed; the user's settings may only change how label runs.
     pipeline = open_pipeline_dir(args.pipeline)
     config = _runtime_flags(
@@ -145,8 +159,16 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{row['pipeline']}  {row['created_at']}  k={row['k']}  score={score}  {state}")
         return 0
     if not args.pipeline:
-        raise UserError("`radnet models show` needs the pipeline folder, e.g. models/default/v20260101-120000.")
-    print(json.dumps(open_pipeline_dir(args.pipeline).manifest(), indent=2))
+        raise UserError(f"`radnet models {args.action}` needs the pipeline folder, e.g. models/default/v20260101-120000.")
+    pipeline = open_pipeline_dir(args.pipeline)
+    if args.action == "log":
+        from radnet_spark.tracking import log_pipeline_version
+
+        # An existing version into MLflow without re-training; tracking.* settings apply as in `run`.
+        config = load_config(args.config, args.overrides)
+        print(log_pipeline_version(pipeline, config, pipeline.manifest().get("warehouse")))
+        return 0
+    print(json.dumps(pipeline.manifest(), indent=2))
     return 0
 
 
@@ -204,17 +226,22 @@ def build_parser() -> argparse.ArgumentParser:
         stage_parser.set_defaults(handler=cmd_run, until=stage)
 
     label = sub.add_parser("label", help="label a new dump with a saved pipeline, without re-training")
-    label.add_argument("--pipeline", required=True, help="a pipeline version folder, models/<name>/<version>")
+    label.add_argument("--pipeline", required=True,
+                       help="a pipeline version folder (models/<name>/<version>), or an MLflow registry "
+                            "reference models:/<model>/<version> or models:/<model>@<alias>")
     label.add_argument("--dicom", required=True, help="the new PACS dump")
     label.add_argument("--diagnoses", help="CSV or Parquet of narrative diagnoses of the new exams")
     label.add_argument("--out", required=True, help="warehouse folder (labels are appended)")
     _common(label)
     label.set_defaults(handler=cmd_label)
 
-    models = sub.add_parser("models", help="list or show saved pipeline versions")
-    models.add_argument("action", choices=["list", "show"])
-    models.add_argument("pipeline", nargs="?", help="pipeline folder for `show`")
+    models = sub.add_parser("models", help="list or show saved pipeline versions, or log one to MLflow")
+    models.add_argument("action", choices=["list", "show", "log"])
+    models.add_argument("pipeline", nargs="?", help="pipeline folder for `show` and `log`")
     models.add_argument("--models", default="models", help="models root (default models/)")
+    models.add_argument("--config", help="YAML file (its tracking section applies to `log`)")
+    models.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override one setting, e.g. --set tracking.alias=champion (repeatable)")
     models.set_defaults(handler=cmd_models)
     return parser
 
@@ -230,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Libraries that log every epoch, tile or plot call at INFO drown our progress lines.
     for noisy in ("gensim", "matplotlib", "py4j", "openjpeg", "PIL", "numexpr"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Storage and tracking clients log request headers (signed credentials, tokens) at DEBUG: they
+    # stay at WARNING even with --verbose, so no credential reaches a log.
+    for client in ("botocore", "aiobotocore", "boto3", "s3fs", "gcsfs", "adlfs", "azure", "google.auth",
+                   "fsspec", "urllib3", "mlflow"):
+        logging.getLogger(client).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -171,6 +171,16 @@ class ClusterConfig:
 
 
 @dataclass
+class TrackingConfig:
+    # Log every finished pipeline version of `radnet run` as an MLflow run (params, metrics, artifacts)
+    # and register it as a model version; the tracking server is MLflow's own MLFLOW_TRACKING_URI.
+    mlflow: bool = False
+    experiment: str = "radnet-spark"  # on Databricks a workspace path, e.g. /Users/<you>/radnet
+    model_name: str | None = None  # None: the pipeline's --name; Unity Catalog: <catalog>.<schema>.<model>
+    alias: str | None = None  # set on each new model version (e.g. champion), for `--pipeline models:/<name>@<alias>`
+
+
+@dataclass
 class RadnetConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
@@ -180,6 +190,7 @@ class RadnetConfig:
     image: ImageConfig = field(default_factory=ImageConfig)
     text: TextConfig = field(default_factory=TextConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -194,6 +205,7 @@ REMOVED_SETTINGS = frozenset({
 # pipeline computes. Every other setting is fixed by the pipeline version.
 LABEL_ADJUSTABLE = (
     "spark.",
+    "tracking.",
     "privacy.salt_env",
     "ingest.file_batch_size",
     "ingest.files_per_partition",

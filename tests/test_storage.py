@@ -43,3 +43,25 @@ def test_distributed_listing_finds_every_file_once(spark, tmp_path, driver_max_f
     assert sorted(r["path"] for r in rows) == expected
     sizes = {r["path"]: r["size"] for r in rows}
     assert all(sizes[p] == os.path.getsize(p) for p in expected)
+
+
+def test_object_store_uris_are_remote_and_local_spellings_are_not():
+    from radnet_spark.storage import is_remote
+
+    assert all(is_remote(u) for u in ("s3://b/dump", "s3a://b/dump", "gs://b/dump", "abfss://c@a.dfs.core.windows.net/d"))
+    assert not any(is_remote(u) for u in ("/mnt/pacs", "file:///mnt/pacs", "dbfs:/mnt/pacs", "relative/dump"))
+
+
+@pytest.mark.parametrize(("uri", "extra", "package"), [
+    ("gs://bucket/dump", "gcs", "gcsfs"), ("abfss://pacs@account.dfs.core.windows.net/dump", "azure", "adlfs"),
+])
+def test_a_store_without_its_package_names_the_extra_to_install(uri, extra, package):
+    import importlib.util
+
+    from radnet_spark.errors import InputPathError
+    from radnet_spark.storage import require_directory
+
+    if importlib.util.find_spec(package) is not None:
+        pytest.skip(f"{package} is installed")
+    with pytest.raises(InputPathError, match=rf"pip install 'radnet-spark\[{extra}\]'"):
+        require_directory(uri, "DICOM folder")

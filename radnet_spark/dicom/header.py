@@ -24,6 +24,10 @@ Decisions worth knowing:
   at the end of the file.
 * pydicom's warnings and log records can quote attribute values (patient data), so both are
   silenced while we read and convert.
+* An object-store path (``s3://…``, see :mod:`radnet_spark.storage`) is read through one fsspec
+  stream kept open as long as the dataset: the header costs one ranged request, deferred values
+  (pixel data) are read from the same stream only when accessed. A store's access denial is
+  ``access_denied``; a local file without read permission is too.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import warnings
 import weakref
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.datadict import dictionary_VM, keyword_for_tag
@@ -55,6 +59,7 @@ from pydicom.uid import (
 )
 
 from radnet_spark.dicom.reasons import RecordRejected, RejectReason
+from radnet_spark.storage import is_remote, open_remote
 
 PIXEL_DATA_KEYWORDS: tuple[str, ...] = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PIXEL_TAGS = frozenset(Tag(k) for k in PIXEL_DATA_KEYWORDS)
@@ -176,11 +181,22 @@ def _infer_transfer_syntax(ds: Dataset) -> None:
     ds.file_meta.TransferSyntaxUID = uid
 
 
-def _deflated_meta_end(path: str) -> int | None:
+@contextlib.contextmanager
+def _binary(source: str | BinaryIO) -> Iterator[BinaryIO]:
+    """A local path opened for reading, or an open stream rewound (and left open for the dataset)."""
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            yield handle
+    else:
+        source.seek(0)
+        yield source
+
+
+def _deflated_meta_end(path: str | BinaryIO) -> int | None:
     """Offset of the dataset after the file meta when the file is deflated, else None."""
     from pydicom.filereader import _read_file_meta_info
 
-    with open(path, "rb") as handle:
+    with _binary(path) as handle:
         handle.seek(132)
         try:
             meta = _read_file_meta_info(handle)
@@ -191,7 +207,7 @@ def _deflated_meta_end(path: str) -> int | None:
         return handle.tell()
 
 
-def _inflate_to_file(path: str, meta_end: int, max_inflated_bytes: int) -> str:
+def _inflate_to_file(path: str | BinaryIO, meta_end: int, max_inflated_bytes: int) -> str:
     """Write an Explicit VR Little Endian copy of a deflated file to a temporary file, inflating in chunks.
 
     Raises:
@@ -203,7 +219,7 @@ def _inflate_to_file(path: str, meta_end: int, max_inflated_bytes: int) -> str:
 
     descriptor, target = tempfile.mkstemp(prefix="radnet-inflated-", suffix=".dcm")
     try:
-        with open(path, "rb") as source, os.fdopen(descriptor, "wb") as out:
+        with _binary(path) as source, os.fdopen(descriptor, "wb") as out:
             preamble = source.read(128)
             source.seek(132)
             meta = _read_file_meta_info(source)
@@ -245,10 +261,10 @@ def read_dataset(
     """Read one DICOM file and validate it, or raise :class:`RecordRejected`.
 
     Args:
-        path: Local or mounted path of the file.
+        path: Local or mounted path of the file, or an object-store URI (read with ranged requests).
         stop_before_pixels: Do not load the pixel data (or any other value above 64 KiB); their
             elements stay in the dataset with deferred values, so :func:`is_image_instance` works and
-            a later access reads them from ``path``.
+            a later access reads them from ``path`` (from the dataset's open stream when remote).
         max_file_bytes: Larger files are rejected as ``file_too_large`` before any reading.
         max_sequence_depth: Sequences nested deeper than this are rejected as ``sequence_too_deep``.
         max_inflated_bytes: A deflated dataset inflating to more is rejected as ``inflated_too_large``.
@@ -258,23 +274,66 @@ def read_dataset(
         Little Endian for a deflated file, read from its inflated temporary copy).
 
     Raises:
-        RecordRejected: ``read_error``, ``file_too_large``, ``inflated_too_large``, ``not_dicom``, ``truncated``,
+        RecordRejected: ``read_error``, ``access_denied``, ``file_too_large``, ``inflated_too_large``, ``not_dicom``, ``truncated``,
             ``sequence_too_deep``, ``missing_transfer_syntax`` or ``missing_sop_instance_uid``.
     """
+    stream: BinaryIO | None = None
     try:
-        file_size = os.path.getsize(path)
+        if is_remote(path):
+            stream = open_remote(path)
+            file_size = int(stream.size)  # type: ignore[attr-defined] - fsspec files know their size
+        else:
+            file_size = os.path.getsize(path)
         if file_size > max_file_bytes:
             raise RecordRejected(
                 RejectReason.FILE_TOO_LARGE,
                 f"The file has {file_size} bytes, more than the limit of {max_file_bytes}.",
             )
-        with open(path, "rb") as handle:
+        with _binary(stream or path) as handle:
             head = handle.read(132)
     except OSError as error:
-        raise RecordRejected(
-            RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__})."
-        ) from None
+        _close_quietly(stream)
+        raise _read_error(error) from None
+    except BaseException:
+        _close_quietly(stream)
+        raise
+    try:
+        ds = _read_source(path, stream, head, file_size, stop_before_pixels, max_sequence_depth,
+                          max_inflated_bytes)
+    except BaseException:
+        _close_quietly(stream)
+        raise
+    if stream is not None:
+        if stop_before_pixels:
+            # Deferred values are read from this stream (ds.buffer): it lives as long as the dataset.
+            weakref.finalize(ds, _close_quietly, stream)
+        else:
+            stream.close()
+    return ds
 
+
+def _read_error(error: OSError) -> RecordRejected:
+    if isinstance(error, PermissionError):
+        return RecordRejected(RejectReason.ACCESS_DENIED, "Reading the file was denied (PermissionError).")
+    return RecordRejected(RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__}).")
+
+
+def _close_quietly(stream: BinaryIO | None) -> None:
+    if stream is not None:
+        with contextlib.suppress(Exception):
+            stream.close()
+
+
+def _read_source(
+    path: str,
+    stream: BinaryIO | None,
+    head: bytes,
+    file_size: int,
+    stop_before_pixels: bool,
+    max_sequence_depth: int,
+    max_inflated_bytes: int,
+) -> Dataset:
+    """Validate the start of the file and parse it from ``stream`` (remote) or ``path`` (local)."""
     is_part10 = head[128:132] == b"DICM"
     if not is_part10 and not _looks_like_raw_dataset(head):
         raise RecordRejected(
@@ -284,17 +343,17 @@ def read_dataset(
     inflated: str | None = None
     if is_part10:
         try:
-            meta_end = _deflated_meta_end(path)
+            meta_end = _deflated_meta_end(stream or path)
+            if meta_end is not None:
+                inflated = _inflate_to_file(stream or path, meta_end, max_inflated_bytes)
+                file_size = os.path.getsize(inflated)
         except OSError as error:
-            raise RecordRejected(
-                RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__})."
-            ) from None
-        if meta_end is not None:
-            inflated = _inflate_to_file(path, meta_end, max_inflated_bytes)
-            file_size = os.path.getsize(inflated)
+            raise _read_error(error) from None
     try:
+        if stream is not None and inflated is None:
+            stream.seek(0)
         ds = _read_validated(
-            inflated or path, is_part10, file_size, stop_before_pixels, max_sequence_depth
+            inflated or stream or path, is_part10, file_size, stop_before_pixels, max_sequence_depth
         )
     except BaseException:
         if inflated is not None:
@@ -315,7 +374,7 @@ def _unlink_quietly(path: str) -> None:
 
 
 def _read_validated(
-    path: str, is_part10: bool, file_size: int, stop_before_pixels: bool, max_sequence_depth: int
+    path: str | BinaryIO, is_part10: bool, file_size: int, stop_before_pixels: bool, max_sequence_depth: int
 ) -> Dataset:
     with quiet_pydicom():
         ds = _parse(path, stop_before_pixels=stop_before_pixels, force=not is_part10)
@@ -367,7 +426,7 @@ def _read_validated(
     return ds
 
 
-def _parse(path: str, *, stop_before_pixels: bool, force: bool) -> Dataset:
+def _parse(path: str | BinaryIO, *, stop_before_pixels: bool, force: bool) -> Dataset:
     """Run pydicom's reader, mapping its exceptions to reject reasons without quoting values."""
     try:
         if stop_before_pixels:
@@ -384,9 +443,7 @@ def _parse(path: str, *, stop_before_pixels: bool, force: bool) -> Dataset:
     except RecursionError:
         raise RecordRejected(RejectReason.SEQUENCE_TOO_DEEP, "Sequences nest too deeply to parse.") from None
     except OSError as error:
-        raise RecordRejected(
-            RejectReason.READ_ERROR, f"The file cannot be read ({type(error).__name__})."
-        ) from None
+        raise _read_error(error) from None
     except Exception as error:  # noqa: BLE001 - pydicom raises many types on malformed input
         raise RecordRejected(
             RejectReason.READ_ERROR, f"The dataset cannot be parsed ({type(error).__name__})."

@@ -18,6 +18,7 @@ class RejectReason(StrEnum):
     NOT_DICOM = "not_dicom"
     TRUNCATED = "truncated"
     READ_ERROR = "read_error"
+    ACCESS_DENIED = "access_denied"  # the filesystem or object store refused to read the file
     FILE_TOO_LARGE = "file_too_large"
     INFLATED_TOO_LARGE = "inflated_too_large"
     BROKEN_LINK = "broken_link"

@@ -35,7 +35,13 @@ from radnet_spark.dicom.reasons import RejectReason
 from radnet_spark.ingest.exam_names import EXAM_NAME_HASHES, exam_name_hash_rows, read_exam_name_hashes
 from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOptions
 from radnet_spark.ingest.scope import apply_scope, out_of_scope
-from radnet_spark.storage import list_files_distributed, require_file, to_local_path
+from radnet_spark.storage import (
+    is_remote,
+    list_files_distributed,
+    read_remote_table,
+    require_file,
+    to_local_path,
+)
 from radnet_spark.tables import (
     commit_run,
     committed_row_counts,
@@ -323,9 +329,12 @@ def _ingest_diagnoses(
     from radnet_spark.text.diagnoses import diagnoses_table, read_diagnoses
 
     ingest_config = config.ingest
-    raw = read_diagnoses(
-        spark, diagnoses_path, ingest_config.diagnoses_key_column, ingest_config.diagnoses_text_column
-    )
+    columns = [ingest_config.diagnoses_key_column, ingest_config.diagnoses_text_column]
+    if is_remote(diagnoses_path):
+        # Read with fsspec in a task: Spark's Hadoop layer may have no connector for the store.
+        raw = read_remote_table(spark, diagnoses_path, columns, "Diagnoses file")
+    else:
+        raw = read_diagnoses(spark, diagnoses_path, *columns)
     diagnoses, rejects = diagnoses_table(
         raw,
         exam_key_column=ingest_config.diagnoses_key_column,
