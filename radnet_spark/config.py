@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # The allowed values of every enumerated setting live in its type: `_coerce` checks them while the
 # config is loaded, so a typo fails in one sentence before Spark starts.
 # The built-in views; a view registered with `radnet_spark.views.register_view` is accepted as well.
-ViewName = Literal["tags", "image", "diagnosis"]
+ViewName = Literal["tags", "image", "diagnosis", "pretrained_image"]
 
 
 class ConfigError(ValueError):
@@ -181,6 +181,19 @@ class TrackingConfig:
 
 
 @dataclass
+class PretrainedConfig:
+    # The pretrained_image view: a TorchScript image encoder on local disk (never downloaded), frozen.
+    image_model: str | None = None  # path of a torch.jit.save'd module: (N, C, S, S) float -> (N, D)
+    image_input_size: int = 224
+    image_channels: int = 3  # grey images are replicated to this many channels
+    image_mean: list[float] = field(default_factory=lambda: [0.5])  # per channel, or one for all
+    image_std: list[float] = field(default_factory=lambda: [0.5])
+    image_batch_rows: int = 32
+    image_pca_components: int | None = None  # reduce the pooled output like the CAE's PCA (None: keep)
+    image_pca_sample_rows: int = 20_000
+
+
+@dataclass
 class RadnetConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
@@ -191,6 +204,7 @@ class RadnetConfig:
     text: TextConfig = field(default_factory=TextConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    pretrained: PretrainedConfig = field(default_factory=PretrainedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -77,6 +77,7 @@ def _enumerated_settings() -> list[tuple[str, tuple[str, ...]]]:
 
 
 ENUMERATED = _enumerated_settings()
+MAPPINGS = ("cluster.view_k", "cluster.view_weights")  # settings keyed by an enumerated name
 
 
 def test_enumerated_settings_cover_every_choice_the_pipeline_makes():
@@ -91,7 +92,7 @@ def test_enumerated_settings_cover_every_choice_the_pipeline_makes():
 @pytest.mark.parametrize(("setting", "allowed"), ENUMERATED, ids=[name for name, _ in ENUMERATED])
 def test_a_typo_in_an_enumerated_setting_names_the_setting_value_and_choices(setting, allowed):
     typo = f"{allowed[0]}x"
-    value = f"{{{typo}: 3}}" if setting == "cluster.view_k" else typo
+    value = f"{{{typo}: 3}}" if setting in MAPPINGS else typo
     with pytest.raises(ConfigError) as raised:
         load_config(None, [f"{setting}={value}"])
     message = str(raised.value)
@@ -102,9 +103,9 @@ def test_a_typo_in_an_enumerated_setting_names_the_setting_value_and_choices(set
 @pytest.mark.parametrize(("setting", "allowed"), ENUMERATED, ids=[name for name, _ in ENUMERATED])
 def test_every_allowed_value_of_an_enumerated_setting_loads(setting, allowed):
     for choice in allowed:
-        if setting == "cluster.view_k":
+        if setting in MAPPINGS:
             config = load_config(None, [f"{setting}={{{choice}: 7}}"])
-            assert config.cluster.view_k[choice] == 7
+            assert getattr(config.cluster, setting.split(".")[1])[choice] == 7
         elif setting == "cluster.views":
             assert load_config(None, [f"{setting}={choice}"]).cluster.views == [choice]
         else:

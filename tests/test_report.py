@@ -156,3 +156,13 @@ def test_a_cluster_without_reports_says_so():
     card = {"cluster": 3, "size": 5, "modality": {"US": 5}, "bpe": {}, "top_stems": [], "reports": 0}
     assert "no reports" in cards_markdown([card])
     assert "none stands out" in cards_markdown([{**card, "reports": 4}])
+
+
+def test_each_stem_is_shown_with_its_most_frequent_written_word(spark):
+    from radnet_spark.evaluation.cards import surface_words
+
+    frame = spark.createDataFrame(
+        [("e1", "nodules in both lungs", ["nodul", "both", "lung"]), ("e2", "lung nodule nodule lung", ["lung", "nodul"])],
+        "exam_id string, diagnosis_clean string, stems array<string>",
+    )
+    assert surface_words(frame, {"lung", "nodul"}, "english") == {"lung": "lung", "nodul": "nodule"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from radnet_spark.evaluation.metrics import MISSING_LABEL, cluster_sizes, contingency_counts
+from radnet_spark.text.stemming import get_stemmer
 from radnet_spark.text.stopwords import stop_stems
 
 
@@ -60,7 +62,8 @@ def top_stems(
         language: stemming language of the stems; its stop-words are left out.
 
     Returns:
-        cluster → list of ``{"stem", "count", "score"}`` with a positive score, best first.
+        cluster → list of ``{"stem", "count", "score"}`` with a positive score, best first
+        (:func:`cluster_cards` adds each stem's most frequent written ``word``).
     """
     exams = (
         assignments.where(F.col(cluster_col).isNotNull())
@@ -103,6 +106,30 @@ def _log_odds(count: str, total: str) -> Column:
     """``ln((y + a) / (n + A - y - a))`` of a stem with prior ``a`` in a part of ``n`` stems."""
     hits = F.col(count) + F.col("prior")
     return F.log(hits / (F.col(total) + F.lit(PRIOR_COUNT) - hits))
+
+
+def surface_words(diagnoses: DataFrame, stems: set[str], language: str) -> dict[str, str]:
+    """The most frequent written word of each stem in the diagnoses' cleaned text (what a reader knows).
+
+    Only words that begin with one of ``stems`` are counted in Spark (stemmers strip endings, so a
+    stem is a prefix of its words), then stemmed on the driver: a few hundred rows at most.
+    """
+    if not stems or "diagnosis_clean" not in diagnoses.columns:
+        return {}
+    prefix = "^(" + "|".join(re.escape(stem) for stem in sorted(stems)) + ")"
+    words = (
+        diagnoses.select(F.explode(F.split(F.coalesce("diagnosis_clean", F.lit("")), " ")).alias("word"))
+        .where(F.col("word").rlike(prefix))
+        .groupBy("word").count()
+        .collect()
+    )
+    stem = get_stemmer(language)
+    best: dict[str, tuple[int, str]] = {}
+    for row in words:
+        root = stem(row["word"])
+        if root in stems and (row["count"], row["word"]) > best.get(root, (0, "")):
+            best[root] = (int(row["count"]), row["word"])
+    return {root: word for root, (_, word) in best.items()}
 
 
 def exams_with_reports(assignments: DataFrame, diagnoses: DataFrame, cluster_col: str = "cluster") -> dict[int, int]:
@@ -149,6 +176,11 @@ def cluster_cards(
         else {}
     )
     reports = exams_with_reports(assignments, diagnoses, cluster_col) if diagnoses is not None else {}
+    if diagnoses is not None:
+        words = surface_words(diagnoses, {s["stem"] for top in stems.values() for s in top}, language)
+        for top in stems.values():
+            for entry in top:
+                entry["word"] = words.get(entry["stem"])
     return [
         {
             "cluster": c,
@@ -182,7 +214,8 @@ def _shares(counts: dict[str, int], limit: int = 5) -> list[tuple[str, float]]:
 
 
 def _stems_text(card: dict[str, Any]) -> str:
-    stems = ", ".join(s["stem"] for s in card["top_stems"])
+    stems = ", ".join(f"{s['stem']} ({s['word']})" if s.get("word") and s["word"] != s["stem"] else s["stem"]
+                      for s in card["top_stems"])
     if stems:
         return stems
     return "no reports" if not card.get("reports") else "none stands out"

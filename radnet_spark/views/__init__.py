@@ -9,9 +9,12 @@ from __future__ import annotations
 from radnet_spark.views.base import FittedView, View, ViewInputs
 from radnet_spark.views.diagnosis import DiagnosisView
 from radnet_spark.views.image import ImageView
+from radnet_spark.views.pretrained_image import PretrainedImageView
 from radnet_spark.views.tags import TagsView
 
-VIEWS: dict[str, View] = {view.name: view for view in (TagsView(), ImageView(), DiagnosisView())}
+VIEWS: dict[str, View] = {
+    view.name: view for view in (TagsView(), ImageView(), DiagnosisView(), PretrainedImageView())
+}
 
 
 def register_view(view: View) -> View:
