@@ -8,7 +8,10 @@ Methods (RadiologyNET):
   bounds fitted on the training split and clipped to [0, 1] when applied; concatenated.
 - ``clusterprobs``: per view, ``softmax(-distances)`` to that view's centres (each view's block sums
   to 1); concatenated. Raw distances are used, as in the paper, so far-apart centres give nearly
-  one-hot blocks.
+  one-hot blocks and close ones nearly uniform blocks: the view with the widest spread then decides
+  alone. Under ``block_scaling`` the distances are first divided by the view's typical distance to
+  its nearest centre (a temperature fitted on the training split), so every view's probabilities
+  carry information whatever its units.
 
 Missing views (an instance without a usable image, an exam without a diagnosis) never drop a row:
 
@@ -114,9 +117,9 @@ def join_views(embeddings: dict[str, DataFrame], instances: DataFrame | None = N
     return base.select(*KEY_COLUMNS, *[view_column(v) for v in views])
 
 
-def softmax_negative(distances: np.ndarray) -> np.ndarray:
-    """Row-wise ``softmax(-d)``: nearer centres get higher probability; each row sums to 1."""
-    shifted = -(distances - distances.min(axis=1, keepdims=True))  # max logit 0: no overflow
+def softmax_negative(distances: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise ``softmax(-d / temperature)``: nearer centres get higher probability; rows sum to 1."""
+    shifted = -(distances - distances.min(axis=1, keepdims=True)) / temperature  # max logit 0: no overflow
     weights = np.exp(shifted)
     return weights / weights.sum(axis=1, keepdims=True)
 
@@ -142,6 +145,8 @@ class FusionModel:
         scales: per-view ``{"mean": [...], "scale": s, "weight": w}``: each block is centred on its
             training mean and divided by ``s`` (its root total variance under ``unit_variance``), then
             multiplied by ``w``; empty: blocks as they are (the paper's plain concatenation).
+        temperatures: per-view divisor of the distances before ``clusterprobs``' softmax (the mean
+            distance of training rows to their nearest centre); empty: raw distances (the paper's).
     """
 
     method: str
@@ -151,6 +156,7 @@ class FusionModel:
     view_models: dict[str, KMeansModel] = field(default_factory=dict)
     bounds: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     scales: dict[str, dict[str, Any]] = field(default_factory=dict)
+    temperatures: dict[str, float] = field(default_factory=dict)
 
     def block_dims(self) -> dict[str, int]:
         """Output length of each view's block."""
@@ -179,7 +185,7 @@ class FusionModel:
         model = self.view_models[view]
         distances = pairwise_distances(x, model.centres, model.distance)
         if self.method == "clusterprobs":
-            return softmax_negative(distances)
+            return softmax_negative(distances, self.temperatures.get(view, 1.0))
         low = np.asarray(self.bounds[view]["low"])
         high = np.asarray(self.bounds[view]["high"])
         return scale_to_unit(distances, low, high)
@@ -230,6 +236,7 @@ class FusionModel:
             "missing_view": self.missing_view,
             "bounds": self.bounds,
             "scales": self.scales,
+            "temperatures": self.temperatures,
             "view_distance": {v: m.distance for v, m in self.view_models.items()},
             "block_dims": self.block_dims(),
             "output_dim": self.output_dim(),
@@ -258,6 +265,7 @@ class FusionModel:
             view_models=models,
             bounds=state.get("bounds", {}),
             scales=state.get("scales", {}),
+            temperatures=state.get("temperatures", {}),
         )
 
 
@@ -271,6 +279,7 @@ def _model_from_state(state: dict[str, Any], centres: dict[str, np.ndarray]) -> 
         view_models=models,
         bounds=state["bounds"],
         scales=state.get("scales", {}),
+        temperatures=state.get("temperatures", {}),
     )
 
 
@@ -449,8 +458,25 @@ def fit_fusion(
         for view in views:
             column = view_column(view)
             sample = sample_matrix(train.where(F.col(column).isNotNull()), column, fit_sample_rows, seed)
+            if method == "clusterprobs":
+                model = models[view]
+                fusion.temperatures[view] = typical_distance(
+                    pairwise_distances(sample, model.centres, model.distance)
+                )
             fusion.scales[view] = block_scale(fusion.raw_block(view, sample), float(weights.get(view, 1.0)))
     return fusion
+
+
+def typical_distance(distances: np.ndarray) -> float:
+    """Mean distance of rows to their nearest centre: the unit in which one view's distances count.
+
+    Dividing by it before ``softmax(-d)`` makes the probabilities independent of the view's units,
+    so a view of small distances is not flattened to uniform nor one of large ones sharpened to one-hot.
+    """
+    if not len(distances):
+        return 1.0
+    nearest = float(distances.min(axis=1).mean())
+    return nearest if nearest > 0 else 1.0
 
 
 def block_scale(block: np.ndarray, weight: float = 1.0) -> dict[str, Any]:

@@ -146,3 +146,33 @@ def test_unit_variance_scaling_gives_every_view_the_same_spread():
     # A missing view's zero block sits at that view's training mean.
     features, present = model.fuse({"tags": (wide[:1], np.array([True])), "image": (narrow[:0], np.array([False]))})
     assert present == [["tags"]] and np.allclose(features[0][40:42], 0.0)
+
+
+def test_clusterprobs_temperature_keeps_a_view_of_small_distances_informative():
+    from radnet_spark.fusion import typical_distance
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]) * 1e-3  # a collapsed view: tiny distances
+    rows = centres[rng.integers(0, 3, 60)] + rng.normal(0, 1e-4, (60, 2))
+    model = FusionModel("clusterprobs", ["diagnosis"], {"diagnosis": 2},
+                        view_models={"diagnosis": KMeansModel(centres=centres, distance="euclidean")})
+    raw = model.raw_block("diagnosis", rows)
+    assert np.allclose(raw, 1 / 3, atol=1e-2)  # paper's raw softmax: uniform, says nothing
+    distances = np.linalg.norm(rows[:, None, :] - centres[None], axis=2)
+    model.temperatures = {"diagnosis": typical_distance(distances)}
+    tempered = model.raw_block("diagnosis", rows)
+    assert np.allclose(tempered.sum(axis=1), 1.0)
+    assert (tempered.argmax(axis=1) == distances.argmin(axis=1)).all()
+    assert tempered.max(axis=1).mean() > 0.9  # the nearest centre now clearly wins
+
+
+def test_scaled_clusterprobs_fit_a_temperature_per_view_and_round_trip(spark, tmp_path):
+    joined = join_views(_embeddings(spark))
+    model = fit_fusion(joined, list(DIMS), method="clusterprobs", view_models=_view_models(),
+                       block_scaling="unit_variance")
+    assert set(model.temperatures) == set(DIMS) and all(t > 0 for t in model.temperatures.values())
+    loaded = FusionModel.load(model.save(tmp_path / "fusion"))
+    assert loaded.temperatures == model.temperatures
+    first = model.transform(joined).toPandas().set_index("sop_instance_uid").sort_index()
+    again = loaded.transform(joined).toPandas().set_index("sop_instance_uid").sort_index()
+    assert np.allclose(np.stack(again["features"]), np.stack(first["features"]))
