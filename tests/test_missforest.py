@@ -11,7 +11,6 @@ from radnet_spark.tags.missforest import (
     MissForestImputer,
     SimpleTagImputer,
     _change_grew,
-    impute_dataframe,
     load_imputer,
     make_imputer,
     normalise_tag_frame,
@@ -140,21 +139,6 @@ def test_save_then_load_gives_identical_imputations(tmp_path, kind):
 def test_unknown_imputer_is_a_user_error():
     with pytest.raises(UserError):
         make_imputer("knn", CONTINUOUS, CATEGORICAL)
-
-
-def test_spark_imputation_matches_the_pandas_transform(spark, tmp_path, fitted):
-    imputer, _, masked, _ = fitted
-    rows = masked.head(60).copy()
-    rows.insert(0, "sop_instance_uid", [f"sop{i}" for i in range(len(rows))])
-    df = spark.createDataFrame(rows.astype(object).where(rows.notna(), None),
-                               "sop_instance_uid string, a string, b string, c string, k string")
-    expected = imputer.transform(rows)
-    imputer.save(tmp_path / "imp")
-    for source in (imputer, str(tmp_path / "imp")):
-        got = impute_dataframe(df, source).toPandas().sort_values("sop_instance_uid", key=lambda s: s.str[3:].astype(int))
-        assert got["sop_instance_uid"].tolist() == rows["sop_instance_uid"].tolist()
-        np.testing.assert_allclose(got[CONTINUOUS].to_numpy(float), expected[CONTINUOUS].to_numpy(float))
-        assert got["k"].tolist() == expected["k"].tolist()
 
 
 def test_depth_and_bootstrap_limits_bound_the_forests():

@@ -20,11 +20,9 @@ categorical splits); a category never seen during fitting is treated like a miss
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -449,58 +447,3 @@ def load_imputer(directory: str | os.PathLike[str]) -> SimpleTagImputer:
         raise PipelineError(f"The tag imputer in {source} has unknown kind {kind!r}.")
     return IMPUTERS[kind]._from_metadata(meta, source)
 
-
-def impute_dataframe(df: Any, imputer: SimpleTagImputer | str | os.PathLike[str]) -> Any:
-    """Impute the imputer's columns of a Spark DataFrame, distributed with ``mapInPandas``.
-
-    Args:
-        df: A DataFrame holding (some of) the imputer's columns as strings, plus any other columns.
-        imputer: A fitted imputer (shipped as pickled bytes with the task) or the directory it was
-            saved to (loaded by each worker; must be readable from the executors).
-
-    Returns:
-        ``df`` with continuous columns as double and categorical columns as string, filled in;
-        other columns pass through unchanged.
-    """
-    if isinstance(imputer, (str, os.PathLike)):
-        path = str(imputer)
-        fitted = load_imputer(path)
-        payload: bytes | None = None
-        key = f"path:{path}"
-    else:
-        fitted = imputer
-        path = None
-        payload = pickle.dumps(imputer)
-        key = "bytes:" + hashlib.sha256(payload).hexdigest()
-    continuous, categorical = list(fitted.continuous), list(fitted.categorical)
-    imputed = set(continuous) | set(categorical)
-    fields = []
-    for field in df.schema.fields:
-        if field.name in continuous:
-            fields.append(f"`{field.name}` double")
-        elif field.name in categorical:
-            fields.append(f"`{field.name}` string")
-        else:
-            fields.append(f"`{field.name}` {field.dataType.simpleString()}")
-    schema = ", ".join(fields)
-    names = df.columns
-
-    def impute_batches(batches: Any) -> Any:
-        import pickle as _pickle
-
-        from radnet_spark.tags.missforest import load_imputer as _load_imputer
-        from radnet_spark.worker_cache import cached as _cached_load
-
-        if path is not None:
-            model = _cached_load(key, lambda: _load_imputer(path))
-        else:
-            model = _cached_load(key, lambda: _pickle.loads(payload))
-        for batch in batches:
-            filled = model.transform(batch)
-            out = batch.copy()
-            for col in names:
-                if col in imputed:
-                    out[col] = filled[col].to_numpy()
-            yield out
-
-    return df.mapInPandas(impute_batches, schema=schema)
