@@ -422,6 +422,25 @@ def list_remote_files(spark, root: str, driver_max_files: int = DRIVER_LISTING_M
 REMOTE_TABLE_CHUNK_ROWS = 50_000
 
 
+def default_parallelism(spark) -> int:  # noqa: ANN001
+    """How many tasks the session runs at once, on classic Spark and on Spark Connect.
+
+    A classic session asks its SparkContext (the cluster's cores, or ``spark.default.parallelism``).
+    A Spark Connect session has no SparkContext: it reads ``spark.default.parallelism`` from the
+    session's settings, else ``spark.sql.shuffle.partitions`` (what Spark itself uses for a shuffle).
+
+    Args:
+        spark: A classic or Spark Connect SparkSession.
+
+    Returns:
+        A positive number of partitions.
+    """
+    if not type(spark).__module__.startswith("pyspark.sql.connect"):
+        return int(spark.sparkContext.defaultParallelism)
+    value = spark.conf.get("spark.default.parallelism", None) or spark.conf.get("spark.sql.shuffle.partitions", "200")
+    return max(1, int(value))
+
+
 def _remote_table_columns(fs: Any, path: str) -> list[str]:
     """The column names of a CSV or Parquet object, from its first bytes (or its Parquet footer)."""
     with fs.open(path, "rb", block_size=64 * 1024, cache_type="readahead") as handle:
@@ -489,7 +508,7 @@ def read_remote_table(spark, uri: str, columns: list[str], what: str):  # noqa: 
                 yield frame
 
     seed = spark.createDataFrame(pd.DataFrame({"uri": [uri]}), "uri string").coalesce(1)
-    return seed.mapInPandas(read, schema).repartition(spark.sparkContext.defaultParallelism)
+    return seed.mapInPandas(read, schema).repartition(default_parallelism(spark))
 
 
 def write_text_atomically(path: str | os.PathLike[str], text: str) -> None:

@@ -45,14 +45,14 @@ def test_fractions_above_one_are_rejected():
 
 
 def test_spark_split_column_agrees_with_pure_function(spark):
-    from pyspark.sql import functions as sf
+    from pyspark.sql import functions as F
 
     rows = [(e,) for e in EXAMS] + [("čćžšđ-ünïcode",), ("",)]
     df = spark.createDataFrame(rows, "exam_id string")
     got = df.select(
         "exam_id",
         split_column("exam_id").alias("split"),
-        split_column(sf.col("exam_id"), 0.6, 0.2, 7).alias("other"),
+        split_column(F.col("exam_id"), 0.6, 0.2, 7).alias("other"),
     ).collect()
     for row in got:
         assert row["split"] == split_of(row["exam_id"])
@@ -66,12 +66,12 @@ def test_spark_split_of_null_exam_is_null(spark):
 
 
 def test_every_instance_of_an_exam_gets_the_same_split(spark):
-    from pyspark.sql import functions as sf
+    from pyspark.sql import functions as F
 
     rows = [(f"sop-{e}-{k}", e) for e in EXAMS[:300] for k in range(3)]
     df = spark.createDataFrame(rows, "sop_instance_uid string, exam_id string")
     per_exam = (
-        df.withColumn("split", split_column("exam_id")).groupBy("exam_id").agg(sf.count_distinct("split"))
+        df.withColumn("split", split_column("exam_id")).groupBy("exam_id").agg(F.count_distinct("split"))
     )
     assert {r[1] for r in per_exam.collect()} == {1}
 

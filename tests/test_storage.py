@@ -2,7 +2,14 @@ import os
 
 import pytest
 
-from radnet_spark.storage import list_files_distributed, shallow_split, to_local_path, to_uri, walk_files
+from radnet_spark.storage import (
+    default_parallelism,
+    list_files_distributed,
+    shallow_split,
+    to_local_path,
+    to_uri,
+    walk_files,
+)
 
 
 def _make_tree(root):
@@ -65,3 +72,28 @@ def test_a_store_without_its_package_names_the_extra_to_install(uri, extra, pack
         pytest.skip(f"{package} is installed")
     with pytest.raises(InputPathError, match=rf"pip install 'radnet-spark\[{extra}\]'"):
         require_directory(uri, "DICOM folder")
+
+
+class _ConnectConf:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.values.get(key, default)
+
+
+def _connect_session(values: dict[str, str]):
+    """A stand-in for a Spark Connect session: its class lives in pyspark.sql.connect, no sparkContext."""
+    session_type = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session"})
+    session = session_type()
+    session.conf = _ConnectConf(values)
+    return session
+
+
+def test_default_parallelism_asks_the_context_on_classic_spark(spark):
+    assert default_parallelism(spark) == spark.sparkContext.defaultParallelism
+
+
+def test_default_parallelism_on_spark_connect_reads_settings_without_a_spark_context():
+    assert default_parallelism(_connect_session({"spark.default.parallelism": "6"})) == 6
+    assert default_parallelism(_connect_session({"spark.sql.shuffle.partitions": "3"})) == 3
