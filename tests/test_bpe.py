@@ -13,6 +13,7 @@ from radnet_spark.tags.bpe import (
     fold_text,
     impute_bpe,
     load_bpe_rules,
+    parse_bpe_rules,
 )
 
 
@@ -32,7 +33,9 @@ def _from_study(rules, text, modality="CT"):
     )
 
 
-# One description per label, so every label is shown reachable by the shipped rules.
+# One description per label, so every label is shown reachable by the shipped rules (CT unless
+# EXAMPLE_MODALITY says otherwise: skull words are SKULL on radiographs only).
+EXAMPLE_MODALITY = {"SKULL": "CR"}
 EXAMPLE_PER_LABEL = {
     "WRIST": "RTG ručnog zgloba lijevo",
     "FINGER": "RTG prsta desne šake",
@@ -81,7 +84,7 @@ def test_every_label_has_a_rule(rules):
 
 @pytest.mark.parametrize(("label", "text"), sorted(EXAMPLE_PER_LABEL.items()))
 def test_every_label_is_reachable_from_a_croatian_description(rules, label, text):
-    assert _from_study(rules, text)[0] == label
+    assert _from_study(rules, text, modality=EXAMPLE_MODALITY.get(label, "CT"))[0] == label
 
 
 @pytest.mark.parametrize(
@@ -92,7 +95,6 @@ def test_every_label_is_reachable_from_a_croatian_description(rules, label, text
         ("CT prsnog koša", "CHEST"),
         ("CT toraksa", "CHEST"),
         ("MR glave", "HEAD"),
-        ("RTG lubanje", "SKULL"),
         ("MR vratne kralj.", "CSPINE"),
         ("RTG vratne kraljeznice", "CSPINE"),
         ("MR kralježnice, lumbalni dio", "LSPINE"),
@@ -107,7 +109,7 @@ def test_every_label_is_reachable_from_a_croatian_description(rules, label, text
         ("RTG skočnog zgloba", "ANKLE"),
         ("RTG stopala", "FOOT"),
         ("RTG petne kosti", "HEEL"),
-        ("RTG zdjelice i kukova", "HIP"),
+        ("RTG zdjelice i kukova", "PELVIS"),  # two regions: the trunk wins (multi_region.priority)
         ("Nativna snimka trbuha", "ABDOMEN"),
         ("MR dojki", "BREAST"),
         ("Doppler karotida", "CAROTID"),
@@ -125,7 +127,6 @@ def test_croatian_descriptions_in_inflected_forms_and_without_diacritics(rules, 
     [
         ("thorax", "CHEST"),
         ("caput", "HEAD"),
-        ("cranium", "SKULL"),
         ("genu dex.", "KNEE"),
         ("manus l. sin.", "HAND"),
         ("carpus", "WRIST"),
@@ -166,8 +167,6 @@ def test_english_descriptions(rules, text, label):
 @pytest.mark.parametrize(
     ("text", "label"),
     [
-        ("Schädel 2 Ebenen", "SKULL"),
-        ("Schaedel", "SKULL"),
         ("cCT Schädel-Hirn", "HEAD"),
         ("Knie rechts", "KNEE"),
         ("Schulter links", "SHOULDER"),
@@ -212,7 +211,6 @@ def test_common_typos(rules, text, label):
         ("LWS", "LSPINE"),
         ("RTG pc", "CHEST"),
         ("IVU", "URINARYTRACT"),
-        ("OPG", "SKULL"),
         ("OSG", "ANKLE"),
         ("abd.", "ABDOMEN"),
     ],
@@ -369,6 +367,90 @@ def test_other_modalities_keep_neck_and_head(rules):
     assert _from_study(rules, "MR glave", modality="MR") == ("HEAD", "rule:head")
 
 
+def test_dx_radiographs_are_treated_like_cr(rules):
+    assert _from_study(rules, "Head", modality="DX") == ("SKULL", "rule:head")
+    assert _from_study(rules, "RTG vrata", modality="DX") == ("CSPINE", "rule:neck")
+
+
+@pytest.mark.parametrize(
+    "text", ["RTG lubanje", "Schädel 2 Ebenen", "Schaedel", "cranium", "OPG", "paranazalni sinusi", "NNH"]
+)
+def test_skull_words_are_skull_on_radiographs_and_head_on_sectional_imaging(rules, text):
+    assert _from_study(rules, text, modality="CR") == ("SKULL", "rule:skull")
+    for modality in ("CT", "MR", "XA"):
+        assert _from_study(rules, text, modality=modality) == ("HEAD", "rule:skull")
+
+
+def test_a_body_part_written_by_the_modality_is_not_turned_from_skull_into_head(rules):
+    result = impute_bpe(
+        body_part_examined="SKULL",
+        study_description="CT lubanje",
+        protocol_name=None,
+        requested_procedure_description=None,
+        modality="CT",
+        rules=rules,
+    )
+    assert result == ("SKULL", "dicom")
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("pelvis and hips", "PELVIS"),  # trunk before limb
+        ("Becken und Hüfte links", "PELVIS"),
+        ("CT toraks i abdomen", "ABDOMEN"),  # chest + abdomen -> ABDOMEN
+        ("CT Thorax/Abdomen", "ABDOMEN"),
+        ("TDM thoraco-abdomino-pelvienne", "ABDOMEN"),  # hyphenated words are parts too
+        ("CT chest abdomen pelvis", "ABDOMEN"),  # no separator: the chest-abdomen rule
+        ("CT vrata i prsnog koša", "CHEST"),  # neck + chest -> CHEST
+        ("MR glave i vrata", "NECK"),  # head + neck -> NECK
+        ("CT glave i vratne kralježnice", "CSPINE"),  # a spine segment before head
+        ("MR vratne i lumbalne kralježnice", "LSPINE"),  # the most caudal segment
+        ("hand and wrist", "HAND"),  # the containing region
+        ("ankle + foot", "FOOT"),
+        ("RTG koljena i potkoljenice", "LEG"),
+        ("Doppler karotida i vrata", "CAROTID"),
+        ("RTG ekstremiteta i šake", "HAND"),  # EXTREMITY last
+    ],
+)
+def test_descriptions_naming_several_regions_follow_the_priority(rules, text, label):
+    assert _from_study(rules, text)[0] == label
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("RTG prsta desne šake", "FINGER"),  # "of the right hand" qualifies the finger
+        ("Handgelenk rechts", "WRIST"),
+        ("C/Spine", "CSPINE"),  # a cut that splits one name keeps the whole text's match
+        ("RTG srca i pluća", "CHEST"),
+        ("RTG pulmo et cor", "CHEST"),
+        ("Angio-CT der Halsgefäße", "CAROTID"),
+    ],
+)
+def test_qualifiers_and_one_region_texts_are_not_split_into_regions(rules, text, label):
+    assert _from_study(rules, text, modality="CR" if text.startswith("RTG") else "CT")[0] == label
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("TC addome completo", "ABDOMEN"),
+        ("RM ginocchio dx", "KNEE"),
+        ("RX rachide lombo-sacrale", "LSPINE"),
+        ("IRM rachis cervical", "CSPINE"),
+        ("Radiographie cheville", "ANKLE"),
+        ("Rx bassin de face", "PELVIS"),
+        ("RTG kolka", "HIP"),
+        ("MR ledvene hrbtenice", "LSPINE"),
+        ("RTG prsne hrbtenice", "TSPINE"),
+        ("CT trebuha", "ABDOMEN"),
+    ],
+)
+def test_italian_french_and_slovenian_descriptions(rules, text, label):
+    assert _from_study(rules, text)[0] == label
+
+
 @pytest.mark.parametrize("text", [None, "", "Kontrolni pregled", "Routine", "T1 T2 FLAIR", "UZV testisa"])
 def test_descriptions_naming_no_part_give_unknown(rules, text):
     assert _from_study(rules, text) == (None, "unknown")
@@ -423,6 +505,40 @@ def test_weak_flag_must_be_a_boolean(tmp_path):
     text = 'version: "1"\nrules:\n  - {id: a, label: KNEE, weak: maybe, patterns: [knee]}\n'
     with pytest.raises(BpeRulesError, match="weak"):
         load_bpe_rules(_write(tmp_path, text))
+
+
+def test_multi_region_priority_must_name_labels_once(tmp_path):
+    base = 'version: "1"\nrules:\n  - {id: a, label: KNEE, patterns: [knee]}\nmulti_region:\n  split_at: [" and "]\n'
+    with pytest.raises(BpeRulesError, match="'TOE'"):
+        load_bpe_rules(_write(tmp_path, base + "  priority: [KNEE, TOE]\n"))
+    with pytest.raises(BpeRulesError, match="twice"):
+        load_bpe_rules(_write(tmp_path, base + "  priority: [KNEE, HIP, KNEE]\n"))
+    with pytest.raises(BpeRulesError, match="split_at"):
+        load_bpe_rules(_write(tmp_path, base.replace('[" and "]', "[]") + "  priority: [KNEE]\n"))
+
+
+def test_imputed_only_must_be_a_boolean(tmp_path):
+    text = 'version: "1"\nrules:\n  - {id: a, label: KNEE, patterns: [knee]}\noverrides:\n  - {modalities: [CT], imputed_only: yes please, map: {KNEE: LEG}}\n'
+    with pytest.raises(BpeRulesError, match="imputed_only"):
+        load_bpe_rules(_write(tmp_path, text))
+
+
+def test_without_multi_region_the_first_matching_rule_of_the_whole_field_decides(tmp_path):
+    rules_text = "rules:\n  - {id: hip, label: HIP, patterns: [hip]}\n  - {id: pelvis, label: PELVIS, patterns: [pelvis]}\n"
+    plain = load_bpe_rules(_write(tmp_path, 'version: "1"\n' + rules_text))
+    with_priority = parse_bpe_rules(
+        {
+            "version": "1",
+            "rules": [
+                {"id": "hip", "label": "HIP", "patterns": ["hip"]},
+                {"id": "pelvis", "label": "PELVIS", "patterns": ["pelvis"]},
+            ],
+            "multi_region": {"split_at": [r"\band\b"], "priority": ["PELVIS", "HIP"]},
+        }
+    )
+    assert _from_study(plain, "pelvis and hips") == ("HIP", "rule:hip")
+    assert _from_study(with_priority, "pelvis and hips") == ("PELVIS", "rule:pelvis")
+    assert _from_study(with_priority, "hips") == ("HIP", "rule:hip")
 
 
 def test_a_minimal_custom_rule_set_works(tmp_path):

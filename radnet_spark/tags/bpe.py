@@ -9,9 +9,12 @@ order of work for one instance (details in the YAML header):
 2. else the fields StudyDescription, ProtocolName, RequestedProcedureDescription, SeriesDescription
    and finally the unrecognised BodyPartExamined value, each tried against the rules in order; the
    first field with a matching rule decides, and within it the first matching rule → ``rule:<id>``.
-   Rules marked ``weak`` (procedure words, generic terms) get their turn only when no other rule
-   matched in any field;
-3. per-modality overrides last (CR: NECK → CSPINE, HEAD → SKULL); nothing found → ``unknown``.
+   A field naming several regions ("pelvis and hips", "CT toraks i abdomen") is also cut at the
+   rule set's separators; the whole text and each part get their first matching rule and the label
+   ranked highest in the rule set's ``priority`` wins. Rules marked ``weak`` (procedure words,
+   generic terms) get their turn only when no other rule matched in any field;
+3. per-modality overrides last (CR/DX: NECK → CSPINE, HEAD → SKULL; skull words imputed on CT/MR:
+   SKULL → HEAD); nothing found → ``unknown``.
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ RULE_SOURCE_PREFIX = "rule:"
 # A Traversable, not a Path: imported from a zip shipped with --py-files the file has no filesystem path.
 DEFAULT_RULES_PATH = files(__package__).joinpath("bpe_rules.yaml")
 
-_TOP_LEVEL_KEYS = {"version", "fields", "definitions", "aliases", "rules", "overrides"}
+_TOP_LEVEL_KEYS = {"version", "fields", "definitions", "aliases", "rules", "multi_region", "overrides"}
 _RULE_KEYS = {"id", "label", "patterns", "pattern", "weak"}
-_OVERRIDE_KEYS = {"modalities", "map"}
+_MULTI_REGION_KEYS = {"split_at", "priority"}
+_OVERRIDE_KEYS = {"modalities", "map", "imputed_only"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 # Letters that carry no combining mark in Unicode, so NFKD alone does not fold them.
 _FOLD_TABLE = str.maketrans({"ß": "ss", "ẞ": "SS", "đ": "d", "Đ": "D", "ł": "l", "Ł": "L", "ø": "o", "Ø": "O"})
@@ -115,11 +119,32 @@ class BpeRule:
 
 
 @dataclass(frozen=True)
+class BpeMultiRegion:
+    """How a field that names several regions is resolved.
+
+    Attributes:
+        separator: Where a raw field text is cut into parts (``and``, ``i``, ``+``, ``/``, …).
+        ranks: Label → rank in the priority list (0 is highest); unlisted labels rank last.
+    """
+
+    separator: re.Pattern[str]
+    ranks: dict[str, int]
+
+    def rank(self, label: str) -> int:
+        """The label's place in the priority list; labels not listed come after all listed ones."""
+        return self.ranks.get(label, len(self.ranks))
+
+
+@dataclass(frozen=True)
 class BpeOverride:
-    """Label replacements applied last for instances of the given modalities."""
+    """Label replacements applied last for instances of the given modalities.
+
+    ``imputed_only`` overrides leave a label read from the instance's own BodyPartExamined alone.
+    """
 
     modalities: frozenset[str]
     mapping: dict[str, str]
+    imputed_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +158,8 @@ class BpeRules:
         rules: Ordered rules; the first match in a field wins.
         overrides: Per-modality label replacements.
         source: Where the rule set was read from.
+        multi_region: Separators and priority for fields naming several regions; ``None`` keeps
+            the first matching rule of the whole field.
     """
 
     version: str
@@ -141,6 +168,7 @@ class BpeRules:
     rules: tuple[BpeRule, ...]
     overrides: tuple[BpeOverride, ...] = ()
     source: str = ""
+    multi_region: BpeMultiRegion | None = None
 
     def first_match(self, text: str | None, weak: bool | None = None) -> BpeRule | None:
         """The first rule whose pattern matches the folded text, or ``None``.
@@ -157,17 +185,54 @@ class BpeRules:
                 return rule
         return None
 
+    def field_match(self, text: str | None, weak: bool | None = None) -> BpeRule | None:
+        """The rule that decides a field's label, resolving descriptions that name several regions.
+
+        The whole text's first matching rule competes with the first matching rule of each part of
+        the text cut at the multi-region separators; the rule whose label ranks highest in the
+        priority wins, the whole text's rule on a tie. A word that only qualifies another within
+        one part ("prst desne šake", finger of the right hand) is left to the rule order.
+
+        Args:
+            text: A description.
+            weak: As for :meth:`first_match`.
+
+        Returns:
+            The deciding rule, or ``None`` when no rule matches.
+        """
+        whole = self.first_match(text, weak)
+        if whole is None or self.multi_region is None or text is None:
+            return whole
+        multi = self.multi_region
+        best = whole
+        for part in multi.separator.split(text):
+            if part is None or not part.strip():
+                continue
+            rule = self.first_match(part, weak)
+            if rule is not None and multi.rank(rule.label) < multi.rank(best.label):
+                best = rule
+        return best
+
     def from_dicom(self, body_part_examined: str | None) -> str | None:
         """The label a raw BodyPartExamined value stands for, or ``None`` when it is empty or unknown."""
         if not body_part_examined:
             return None
         return self.aliases.get(alias_key(body_part_examined))
 
-    def override(self, label: str, modality: str | None) -> str:
-        """Apply the per-modality overrides to a found label."""
+    def override(self, label: str, modality: str | None, imputed: bool = True) -> str:
+        """Apply the per-modality overrides to a found label.
+
+        Args:
+            label: The label found.
+            modality: The instance's Modality.
+            imputed: Whether the label came from the rules (``imputed_only`` overrides need it).
+
+        Returns:
+            The label after the overrides.
+        """
         key = (modality or "").strip().upper()
         for override in self.overrides:
-            if key in override.modalities:
+            if key in override.modalities and (imputed or not override.imputed_only):
                 label = override.mapping.get(label, label)
         return label
 
@@ -188,13 +253,13 @@ class BpeRules:
             if label is not None:
                 break
             for field_name in self.fields:
-                rule = self.first_match(values.get(field_name), weak=weak)
+                rule = self.field_match(values.get(field_name), weak=weak)
                 if rule is not None:
                     label, source = rule.label, RULE_SOURCE_PREFIX + rule.id
                     break
         if label is None:
             return None, SOURCE_UNKNOWN
-        return self.override(label, modality), source
+        return self.override(label, modality, imputed=source != SOURCE_DICOM), source
 
 
 def impute_bpe(
@@ -327,6 +392,12 @@ def _parse_overrides(raw: Any, where: str) -> tuple[BpeOverride, ...]:
             f"override #{position} needs `modalities`, a list of modality codes",
         )
         _expect(isinstance(mapping, dict), where, f"override #{position} needs `map`, label → label")
+        imputed_only = entry.get("imputed_only", False)
+        _expect(
+            isinstance(imputed_only, bool),
+            where,
+            f"override #{position} has `imputed_only` {imputed_only!r}; use true or false",
+        )
         for source, target in mapping.items():
             _expect(
                 source in BPE_LABELS and target in BPE_LABELS,
@@ -334,9 +405,40 @@ def _parse_overrides(raw: Any, where: str) -> tuple[BpeOverride, ...]:
                 f"override #{position} maps {source!r} to {target!r}; both must be BPE labels",
             )
         overrides.append(
-            BpeOverride(frozenset(m.strip().upper() for m in modalities), {str(k): str(v) for k, v in mapping.items()})
+            BpeOverride(
+                frozenset(m.strip().upper() for m in modalities),
+                {str(k): str(v) for k, v in mapping.items()},
+                imputed_only,
+            )
         )
     return tuple(overrides)
+
+
+def _parse_multi_region(raw: Any, where: str) -> BpeMultiRegion | None:
+    if raw is None:
+        return None
+    _expect(isinstance(raw, dict), where, "`multi_region` must be a mapping with `split_at` and `priority`")
+    unknown = set(raw) - _MULTI_REGION_KEYS
+    _expect(not unknown, where, f"`multi_region` has unknown keys {sorted(unknown)}")
+    split_at = raw.get("split_at")
+    _expect(
+        isinstance(split_at, list) and len(split_at) > 0 and all(isinstance(p, str) and p for p in split_at),
+        where,
+        "`multi_region.split_at` must be a non-empty list of patterns",
+    )
+    for pattern in split_at:
+        _compile(pattern, where, "multi_region.split_at")
+    priority = raw.get("priority")
+    _expect(
+        isinstance(priority, list) and len(priority) > 0,
+        where,
+        "`multi_region.priority` must be a non-empty list of labels",
+    )
+    for label in priority:
+        _expect(label in BPE_LABELS, where, f"`multi_region.priority` names {label!r}, which is not a BPE label")
+    _expect(len(set(priority)) == len(priority), where, "`multi_region.priority` lists a label twice")
+    separator = _compile("|".join(f"(?:{p})" for p in split_at), where, "multi_region.split_at")
+    return BpeMultiRegion(separator=separator, ranks={label: rank for rank, label in enumerate(priority)})
 
 
 def parse_bpe_rules(document: Any, where: str = "<memory>") -> BpeRules:
@@ -378,6 +480,7 @@ def parse_bpe_rules(document: Any, where: str = "<memory>") -> BpeRules:
         rules=rules,
         overrides=_parse_overrides(document.get("overrides"), where),
         source=where,
+        multi_region=_parse_multi_region(document.get("multi_region"), where),
     )
 
 
