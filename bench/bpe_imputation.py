@@ -3,11 +3,11 @@
     .venv/bin/python bench/bpe_imputation.py
     .venv/bin/python bench/bpe_imputation.py --rules my_rules.yaml --set dev
 
-For each set (``dev.csv``, ``heldout.csv``; see ``eval/bpe/README.md``) every row goes through the
+For each set (``dev.csv``, ``dev2.csv``, ``heldout.csv``; see ``eval/bpe/README.md``) every row goes through the
 project's per-record imputation (:func:`radnet_spark.tags.bpe.impute_bpe`, BodyPartExamined empty,
 the row's Modality, StudyDescription, ProtocolName and RequestedProcedureDescription) and the label
 is compared with the row's ``BodyPartExamined``. Prints the accuracy of each set and its accuracy
-by writing style. Only for ``dev`` does it list the rows that went wrong (truth, imputed label, the
+by writing style. Only for ``dev`` and ``dev2`` does it list the rows that went wrong (truth, imputed label, the
 rule that decided, the descriptions) and the confusion pairs: the held-out set is a measure, not a
 source for rules. No Spark.
 """
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "eval" / "bpe"
-SETS = ("dev", "heldout")
-# Sets whose failures may be printed: only the one rules are written from.
-INSPECTABLE_SETS = frozenset({"dev"})
+SETS = ("dev", "dev2", "heldout")
+# Sets whose failures may be printed: only those rules are written from.
+INSPECTABLE_SETS = frozenset({"dev", "dev2"})
 
 
 @dataclass(frozen=True)
