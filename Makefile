@@ -17,7 +17,7 @@ $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[spark,s3,mlflow,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[spark,s3,mlflow,sentence-transformers,dev]'
 	touch $(STAMP)
 
 # Train on one generated dump, then label a second, "new" dump with the saved pipeline.

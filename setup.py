@@ -50,6 +50,11 @@ EXTRAS_REQUIRE = {
     # Pipeline versions as MLflow runs and registered models; SQLAlchemy and Alembic serve a local
     # sqlite:/// tracking store (a tracking server or Databricks needs only the client).
     "mlflow": ["mlflow-skinny>=3.4,<4", "sqlalchemy>=2,<3", "alembic>=1.13,<2"],
+    # The pretrained_text view: a local sentence-transformers folder (Apache-2.0 library; the model's own
+    # licence is on its card); the view pads every text to a fixed length through 6.x's processing_kwargs.
+    # No [timm] or [open-clip] extra: both require torchvision, which this stack does not install (their
+    # models come in exported to TorchScript / torch.export, see docs/pretrained.md).
+    "sentence-transformers": ["sentence-transformers>=6.2,<7"],
     "dev": [
         "pytest>=8,<10",
         "ruff>=0.6",
