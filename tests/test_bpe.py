@@ -451,6 +451,62 @@ def test_italian_french_and_slovenian_descriptions(rules, text, label):
     assert _from_study(rules, text)[0] == label
 
 
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("RX de rodilla derecha", "KNEE"),  # Spanish
+        ("RM de columna lumbosacra", "LSPINE"),
+        ("Ecografía de vejiga y riñones", "URINARYTRACT"),
+        ("RX de hombro izquierdo", "SHOULDER"),
+        ("RX de joelho esquerdo", "KNEE"),  # Portuguese
+        ("RM de quadril", "HIP"),
+        ("RTG nadgarstka lewego", "WRIST"),  # Polish
+        ("TK kręgosłupa lędźwiowego", "LSPINE"),
+        ("RTG kolenního kloubu vlevo", "KNEE"),  # Czech
+        ("CT hrudníku", "CHEST"),
+        ("Bal térd rtg", "KNEE"),  # Hungarian
+        ("Ágyéki gerinc rtg", "LSPINE"),
+        ("MRI schouder links", "SHOULDER"),  # Dutch
+        ("X-pols rechts", "WRIST"),
+        ("RM colonna cervicale", "CSPINE"),  # Italian colonna is the spine, not the colon
+    ],
+)
+def test_spanish_portuguese_polish_czech_hungarian_and_dutch_descriptions(rules, text, label):
+    assert _from_study(rules, text)[0] == label
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("RTG kolana oraz podudzia", "LEG"),  # Polish oraz
+        ("Unterarm mit Handgelenk", "ARM"),  # German mit
+        ("XR PELVIS W BOTH HIPS", "PELVIS"),  # w = with
+        ("Kéz és ujjak rtg", "HAND"),  # Hungarian és
+        ("RX cadera y pelvis", "PELVIS"),  # Spanish y
+        ("CT břicha a hrudníku", "ABDOMEN"),  # Czech a
+        ("MRI sacro-iliac joints", "PELVIS"),  # a joint named with a hyphen is one part
+        ("CT thoracolumbar spine", "LSPINE"),  # the more caudal segment
+        ("RM colonna cervico-dorsale", "TSPINE"),
+    ],
+)
+def test_more_languages_separators_and_joint_names_follow_the_priority(rules, text, label):
+    assert _from_study(rules, text)[0] == label
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "label"),
+    [
+        ("CXR ?CAP", "CR", "CHEST"),  # CAP after a radiograph is a pneumonia, not chest-abdomen-pelvis
+        ("CT CAP with contrast", "CT", "ABDOMEN"),
+        ("LWS im Stehen", "CR", "LSPINE"),  # German stehen (standing) is not the Czech thigh
+        ("Cardiac MR (CMR)", "MR", "CHEST"),  # CMR is cardiac, not the German cranial cMRT
+        ("cMRT nativ", "MR", "HEAD"),
+    ],
+)
+def test_short_words_of_one_language_do_not_mislead_in_another(rules, text, modality, label):
+    assert _from_study(rules, text, modality=modality)[0] == label
+
+
 @pytest.mark.parametrize("text", [None, "", "Kontrolni pregled", "Routine", "T1 T2 FLAIR", "UZV testisa"])
 def test_descriptions_naming_no_part_give_unknown(rules, text):
     assert _from_study(rules, text) == (None, "unknown")
