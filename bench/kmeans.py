@@ -46,7 +46,7 @@ def write_parquet(x: np.ndarray, path: Path, chunk: int = 20_000) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from radnet_spark.clustering.kmeans import vectors_to_arrow
+    from radnet_spark.vectors import vectors_to_arrow
 
     if path.exists():
         shutil.rmtree(path)

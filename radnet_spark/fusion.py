@@ -290,8 +290,8 @@ def _fuse_function(
         import numpy as np
         import pyarrow as pa
 
-        from radnet_spark.clustering.kmeans import vectors_from_arrow, vectors_to_arrow
         from radnet_spark.fusion import _model_from_state, view_column
+        from radnet_spark.vectors import vectors_from_arrow, vectors_to_arrow
 
         model = _model_from_state(state, centres)
         for batch in batches:
@@ -322,7 +322,8 @@ def _bounds_function(
         import numpy as np
         import pyarrow as pa
 
-        from radnet_spark.clustering.kmeans import pairwise_distances, vectors_from_arrow
+        from radnet_spark.clustering.kmeans import pairwise_distances
+        from radnet_spark.vectors import vectors_from_arrow
 
         low = np.full(len(centres), np.inf)
         high = np.full(len(centres), -np.inf)

@@ -7,7 +7,8 @@ import pytest
 
 from radnet_spark.dicom.deid import salted_hash
 from radnet_spark.errors import InputPathError, UserError
-from radnet_spark.text.diagnoses import diagnoses_table, process_diagnosis, read_diagnoses
+from radnet_spark.text.diagnoses import process_diagnosis
+from radnet_spark.text.diagnoses_table import diagnoses_table, read_diagnoses
 
 SALT = "test-salt-not-secret"
 

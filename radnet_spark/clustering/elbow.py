@@ -26,7 +26,8 @@ import numpy as np
 from pyspark.sql import DataFrame
 from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
-from radnet_spark.clustering.kmeans import check_distance, fit_matrix, l2_normalise, sample_matrix
+from radnet_spark.clustering.kmeans import check_distance, fit_matrix, sample_matrix
+from radnet_spark.vectors import l2_normalise
 
 # Silhouette costs O(n²): the label-free scores use at most this many of the sampled rows.
 SCORE_SAMPLE_ROWS = 5_000

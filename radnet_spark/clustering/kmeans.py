@@ -20,7 +20,6 @@ whether a loadable system BLAS exists on the driver.
 from __future__ import annotations
 
 import ctypes.util
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +32,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from radnet_spark.artifacts import read_step_manifest, write_step_manifest
 from radnet_spark.sampling import smallest_hash_rows
+from radnet_spark.vectors import l2_normalise, vectors_from_arrow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ DISTANCES = ("euclidean", "cosine")
 ENGINES = ("sample", "mllib")
 SAMPLE_BACKENDS = ("sklearn", "faiss")
 MODEL_FILE = "model.json"
+KMEANS_FORMAT_VERSION = 1
 CENTRES_FILE = "centres.npy"
 
 
@@ -48,12 +50,6 @@ def check_distance(distance: str) -> None:
     """Raise ValueError with one sentence when ``distance`` is not a supported metric."""
     if distance not in DISTANCES:
         raise ValueError(f"Unknown distance {distance!r}; use one of {', '.join(DISTANCES)}.")
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; all-zero rows stay zero (their direction is undefined)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x, dtype=np.float64), where=norms > 0)
 
 
 def pairwise_distances(x: np.ndarray, centres: np.ndarray, distance: str) -> np.ndarray:
@@ -84,48 +80,6 @@ def nearest_centres(x: np.ndarray, centres: np.ndarray, distance: str) -> tuple[
     return labels, distances[np.arange(len(labels)), labels]
 
 
-def vectors_from_arrow(column: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Turn an Arrow list<float> column into a dense matrix without per-row Python objects.
-
-    Args:
-        column: a ``pyarrow`` list array (one batch of an ``array<float>`` column).
-
-    Returns:
-        ``(matrix, valid)``: float32 matrix of the non-null rows and the boolean validity mask over
-        all rows. Null rows are absent from the matrix.
-
-    Raises:
-        ValueError: when the non-null vectors do not all have the same length.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    valid = column.is_valid().to_numpy(zero_copy_only=False).astype(bool)
-    if not valid.all():
-        column = column.filter(pa.array(valid))
-    n = len(column)
-    if n == 0:
-        return np.zeros((0, 0), dtype=np.float32), valid
-    lengths = pc.list_value_length(column)
-    low, high = pc.min(lengths).as_py(), pc.max(lengths).as_py()
-    if low != high:
-        raise ValueError(f"Vectors in one column must all have the same length; found {low} to {high}.")
-    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return flat.reshape(n, high), valid
-
-
-def vectors_to_arrow(matrix: np.ndarray) -> Any:
-    """A ``(n, d)`` matrix as an Arrow list<float> array (Spark ``array<float>``)."""
-    import pyarrow as pa
-
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    n, d = matrix.shape
-    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32) if n else np.zeros(1, np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))
-
-
 def _assign_function(
     centres: np.ndarray, distance: str, features_col: str, cluster_col: str, distance_col: str
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
@@ -134,7 +88,8 @@ def _assign_function(
         import numpy as np
         import pyarrow as pa
 
-        from radnet_spark.clustering.kmeans import nearest_centres, vectors_from_arrow
+        from radnet_spark.clustering.kmeans import nearest_centres
+        from radnet_spark.vectors import vectors_from_arrow
 
         for batch in batches:
             matrix, valid = vectors_from_arrow(batch.column(features_col))
@@ -285,27 +240,35 @@ class KMeansModel:
         return float(value or 0.0)
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``centres.npy`` and ``model.json`` into ``directory`` (created) and return it."""
+        """Write ``centres.npy`` and the ``model.json`` manifest into ``directory`` (created).
+
+        Args:
+            directory: Folder of this model.
+
+        Returns:
+            The folder.
+        """
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         np.save(target / CENTRES_FILE, np.asarray(self.centres, dtype=np.float64))
-        meta = {
-            "distance": self.distance,
-            "algorithm": self.algorithm,
-            "k": self.k,
-            "dim": self.dim,
-            "info": self.info,
-        }
-        (target / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        write_step_manifest(
+            target, MODEL_FILE, "kmeans", KMEANS_FORMAT_VERSION,
+            distance=self.distance, algorithm=self.algorithm, k=self.k, dim=self.dim, info=self.info,
+        )
         return target
 
     @classmethod
     def load(cls, directory: str | Path) -> KMeansModel:
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`; another format is refused in one sentence.
+
+        Args:
+            directory: Folder the model was saved to.
+
+        Returns:
+            The model.
+        """
         source = Path(directory)
-        if not (source / MODEL_FILE).is_file():
-            raise FileNotFoundError(f"No clustering model in {source}: {MODEL_FILE} is missing.")
-        meta = json.loads((source / MODEL_FILE).read_text(encoding="utf-8"))
+        meta = read_step_manifest(source, MODEL_FILE, "kmeans", KMEANS_FORMAT_VERSION)
         centres = np.load(source / CENTRES_FILE)
         return cls(
             centres=centres,

@@ -113,7 +113,7 @@ def _partial_sums_function(vector_col: str, cluster_col: str) -> Any:
         import numpy as np
         import pyarrow as pa
 
-        from radnet_spark.clustering.kmeans import vectors_from_arrow
+        from radnet_spark.vectors import vectors_from_arrow
 
         sums: dict[int, np.ndarray] = {}
         counts: dict[int, int] = {}

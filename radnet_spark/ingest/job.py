@@ -326,7 +326,7 @@ def _ingest_diagnoses(
     write: Callable[[DataFrame, str], None],
     own: list[str],
 ) -> None:
-    from radnet_spark.text.diagnoses import diagnoses_table, read_diagnoses
+    from radnet_spark.text.diagnoses_table import diagnoses_table, read_diagnoses
 
     ingest_config = config.ingest
     columns = [ingest_config.diagnoses_key_column, ingest_config.diagnoses_text_column]
