@@ -172,6 +172,11 @@ def read_step_manifest(folder: str | Path, file_name: str, step: str, format_ver
     manifest = read_json_object(path)
     if manifest is None:
         raise PipelineError(f"{folder} holds no fitted {step} ({file_name} is missing or unreadable).")
+    if "step" not in manifest:
+        raise PipelineError(
+            f"{path} is not a radnet {step} in a format this radnet-spark reads (it names no fitted step); "
+            "re-train with `radnet run`."
+        )
     if manifest.get("step") != step:
         raise PipelineError(f"{folder} holds the {manifest.get('step')!r} step, not {step!r}.")
     if manifest.get("format_version") != format_version:

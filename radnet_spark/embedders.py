@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from radnet_spark.artifacts import read_step_manifest, write_step_manifest
 from radnet_spark.errors import PipelineError
 from radnet_spark.storage import to_local_path
 from radnet_spark.training.parquet_loader import (
@@ -186,22 +187,26 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
 
 
+def write_embedder_config(folder: Path, embedder: str, **fields: Any) -> None:
+    """Write ``embedder.json``: the step manifest of a saved ``embedder`` (``tags``/``image``) and ``fields``."""
+    write_step_manifest(folder, CONFIG_FILE, "embedder", FORMAT_VERSION, embedder=embedder, **fields)
+
+
 def read_embedder_config(directory: str, expected: str) -> tuple[Path, dict[str, Any]]:
     """Folder and parsed ``embedder.json`` of a saved ``expected`` (``tags``/``image``) embedder.
+
+    Args:
+        directory: Folder the embedder was saved to.
+        expected: The embedder asked for, ``tags`` or ``image``.
+
+    Returns:
+        ``(folder, config)``: the local folder and the manifest's fields.
 
     Raises:
         PipelineError: No embedder there, another format version, or another kind of embedder.
     """
     folder = Path(to_local_path(directory))
-    config_path = folder / CONFIG_FILE
-    if not config_path.is_file():
-        raise PipelineError(f"{directory} holds no fitted embedder ({CONFIG_FILE} is missing).")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if config.get("format_version") != FORMAT_VERSION:
-        raise PipelineError(
-            f"Embedder in {directory} has format version {config.get('format_version')}; "
-            f"this radnet-spark reads version {FORMAT_VERSION}."
-        )
+    config = read_step_manifest(folder, CONFIG_FILE, "embedder", FORMAT_VERSION)
     if config.get("embedder") != expected:
         raise PipelineError(
             f"{directory} holds the {config.get('embedder')!r} embedder, "
@@ -397,8 +402,6 @@ class TagEmbedder:
         folder = Path(to_local_path(directory))
         folder.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
-            "format_version": FORMAT_VERSION,
-            "embedder": self.name,
             "kind": self.kind,
             "settings": self.settings,
             "embedding_size": self.embedding_size,
@@ -408,7 +411,7 @@ class TagEmbedder:
         else:
             config["model"] = self.model.hparams
             torch.save(_cpu_state(self.model), folder / WEIGHTS_FILE)
-        _write_json(folder / CONFIG_FILE, config)
+        write_embedder_config(folder, self.name, **config)
         _write_json(folder / METRICS_FILE, self.metrics)
         return folder
 
@@ -603,15 +606,10 @@ class ImageEmbedder:
         torch.save(_cpu_state(self.model), folder / WEIGHTS_FILE)
         if self.pca is not None:
             self.pca.save(folder / PCA_FILE)
-        _write_json(folder / CONFIG_FILE, {
-            "format_version": FORMAT_VERSION,
-            "embedder": self.name,
-            "kind": "cae",
-            "settings": self.settings,
-            "model": self.model.hparams,
-            "pca": self.pca is not None,
-            "embedding_size": self.embedding_size,
-        })
+        write_embedder_config(
+            folder, self.name, kind="cae", settings=self.settings, model=self.model.hparams,
+            pca=self.pca is not None, embedding_size=self.embedding_size,
+        )
         _write_json(folder / METRICS_FILE, self.metrics)
         return folder
 

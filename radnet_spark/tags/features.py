@@ -16,7 +16,6 @@ average observed values, the initial fill is the observed mean), so imputing fir
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -29,7 +28,8 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from radnet_spark.errors import PipelineError, UserError
+from radnet_spark.artifacts import read_step_manifest, write_step_manifest
+from radnet_spark.errors import UserError
 from radnet_spark.sampling import smallest_hash_rows
 from radnet_spark.splits import split_column
 from radnet_spark.tags.encoding import TagEncoder
@@ -38,8 +38,8 @@ from radnet_spark.tags.selection import KEY_COLUMNS, OTHER_CATEGORY, TagSelectio
 
 log = logging.getLogger(__name__)
 
-FORMAT = "radnet-tag-preprocessing"
-VERSION = 1
+STEP = "tag preprocessing"
+FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 SELECTION_FILE = "selection.json"
 ENCODER_FILE = "encoder.json"
@@ -224,22 +224,20 @@ class TagPreprocessing:
         (target / "selection.md").write_text(self.selection.to_markdown() + "\n", encoding="utf-8")
         self.encoder.save(target / ENCODER_FILE)
         self.imputer.save(target / IMPUTER_DIR)
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "imputer": self.imputer.kind,
-            "split": self.split,
-            "modality_column": self.modality_column,
-            "continuous": self.encoder.continuous,
-            "categorical": self.encoder.categorical,
-            "bucketed": self.selection.bucketed,
-            "levels": self.levels,
-            "n_features": self.encoder.n_features,
-            "feature_names": self.feature_names,
-            "files": {"selection": SELECTION_FILE, "encoder": ENCODER_FILE, "imputer": IMPUTER_DIR},
-        }
         # The manifest last: its presence marks a complete artifact.
-        (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        write_step_manifest(
+            target, MANIFEST_FILE, STEP, FORMAT_VERSION,
+            imputer=self.imputer.kind,
+            split=self.split,
+            modality_column=self.modality_column,
+            continuous=self.encoder.continuous,
+            categorical=self.encoder.categorical,
+            bucketed=self.selection.bucketed,
+            levels=self.levels,
+            n_features=self.encoder.n_features,
+            feature_names=self.feature_names,
+            files={"selection": SELECTION_FILE, "encoder": ENCODER_FILE, "imputer": IMPUTER_DIR},
+        )
         self.directory = str(target)
         return target
 
@@ -254,15 +252,7 @@ class TagPreprocessing:
             The fitted preprocessing, which transforms exactly as the saved one did.
         """
         source = Path(directory)
-        manifest_path = source / MANIFEST_FILE
-        if not manifest_path.is_file():
-            raise PipelineError(f"No fitted tag preprocessing in {source} ({MANIFEST_FILE} is missing).")
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise PipelineError(
-                f"{source} holds {manifest.get('format')} version {manifest.get('version')}; "
-                f"this radnet-spark reads {FORMAT} version {VERSION}."
-            )
+        manifest = read_step_manifest(source, MANIFEST_FILE, STEP, FORMAT_VERSION)
         return cls(
             selection=TagSelection.load(source / manifest["files"]["selection"]),
             levels={k: list(v) for k, v in manifest["levels"].items()},

@@ -6,19 +6,19 @@ already stemmed, so inflected forms of one word have collapsed into one stem bef
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (the PySpark convention)
 
+from radnet_spark.artifacts import read_step_manifest, write_step_manifest
 from radnet_spark.errors import PipelineError
 
-VOCABULARY_FORMAT = "radnet-vocabulary"
-VOCABULARY_VERSION = 1
+VOCABULARY_STEP = "vocabulary"
+VOCABULARY_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -55,48 +55,38 @@ class Vocabulary:
         """Word → total count in the training split."""
         return dict(zip(self.words, self.counts, strict=True))
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "format": VOCABULARY_FORMAT,
-            "version": VOCABULARY_VERSION,
-            "min_word_frequency": self.min_word_frequency,
-            "words": list(self.words),
-            "counts": list(self.counts),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object], where: str = "vocabulary") -> Vocabulary:
-        if data.get("format") != VOCABULARY_FORMAT:
-            raise PipelineError(f"{where} is not a radnet vocabulary file.")
-        if data.get("version") != VOCABULARY_VERSION:
-            raise PipelineError(
-                f"{where} has vocabulary format version {data.get('version')}; this radnet reads "
-                f"version {VOCABULARY_VERSION}."
-            )
-        words = data["words"]
-        counts = data["counts"]
-        if not isinstance(words, list) or not isinstance(counts, list):
-            raise PipelineError(f"{where} is missing its word or count list.")
-        return cls(tuple(str(w) for w in words), tuple(int(c) for c in counts), int(data["min_word_frequency"]))
-
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the vocabulary as JSON to ``path`` and return it."""
+        """Write the vocabulary as a step manifest (JSON) to ``path``.
+
+        Args:
+            path: File to write; its folder is created.
+
+        Returns:
+            ``path``.
+        """
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        write_step_manifest(
+            target.parent, target.name, VOCABULARY_STEP, VOCABULARY_FORMAT_VERSION,
+            min_word_frequency=self.min_word_frequency, words=list(self.words), counts=list(self.counts),
+        )
         return target
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
-        """Read a vocabulary written by :meth:`save`."""
+        """Read a vocabulary written by :meth:`save`; another file or format is refused in one sentence.
+
+        Args:
+            path: The vocabulary file.
+
+        Returns:
+            The vocabulary.
+        """
         source = Path(path)
-        if not source.is_file():
-            raise PipelineError(f"Vocabulary file {source} does not exist.")
-        try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise PipelineError(f"Vocabulary file {source} is not valid JSON.") from None
-        return cls.from_dict(data, where=f"Vocabulary file {source}")
+        data = read_step_manifest(source.parent, source.name, VOCABULARY_STEP, VOCABULARY_FORMAT_VERSION)
+        words, counts = data.get("words"), data.get("counts")
+        if not isinstance(words, list) or not isinstance(counts, list):
+            raise PipelineError(f"Vocabulary file {source} is missing its word or count list.")
+        return cls(tuple(str(w) for w in words), tuple(int(c) for c in counts), int(data["min_word_frequency"]))
 
 
 def select_vocabulary(
