@@ -130,12 +130,20 @@ class ImageConfig:
 @dataclass
 class TextConfig:
     min_word_frequency: int = 5
-    embedder: Literal["bow", "tfidf", "pv_dm", "pv_dbow"] = "pv_dbow"
+    embedder: Literal["bow", "tfidf", "lsa", "pv_dm", "pv_dbow"] = "pv_dbow"
     vector_size: int = 100
     window: int = 5
     epochs: int = 50
     seed: int = 42
-    max_train_docs: int = 200_000  # distinct training diagnoses doc2vec trains on, on the driver
+    max_train_docs: int = 200_000  # distinct training diagnoses doc2vec and LSA fit on, on the driver
+    # doc2vec: sampled training documents keep their trained vectors (model.dv) or are inferred like new ones.
+    training_vectors: Literal["trained", "inferred"] = "trained"
+    inference_epochs: int | None = None  # doc2vec inference; None: epochs
+    inference_alpha: float | None = None  # doc2vec inference's starting learning rate; None: training's (0.025)
+    lsa_components: int = 100  # embedder lsa: TF-IDF reduced by a truncated SVD to this many components
+    # lsa and doc2vec vectors: subtract the training mean, then scale to unit length (else nearly parallel).
+    centre: bool = True
+    unit_length: bool = True
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Diagnosis embeddings: BOW, TF-IDF, doc2vec (PV-DM, PV-DBOW), LDA topics and the embedder facade."""
+"""Diagnosis embeddings: BOW, TF-IDF, LSA, doc2vec (PV-DM, PV-DBOW), centring and the embedder facade."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ import random
 import numpy as np
 import pytest
 
+from radnet_spark.config import load_config
 from radnet_spark.errors import PipelineError
+from radnet_spark.tables import write_table
 from radnet_spark.text.bow import bow_transform, bow_vector, fit_idf, load_idf, save_idf
+from radnet_spark.text.centring import mean_pairwise_cosine
 from radnet_spark.text.doc2vec import (
     doc2vec_transform,
     infer_vector,
+    load_doc2vec,
     sample_training_documents,
     train_doc2vec,
 )
 from radnet_spark.text.embedding import DiagnosisEmbedder, fit_diagnosis_embedder
+from radnet_spark.text.lsa import fit_lsa
 from radnet_spark.text.vocabulary import Vocabulary, fit_vocabulary
+from radnet_spark.views import ViewInputs, get_view
 
 SCHEMA = "exam_id string, split string, stems array<string>"
 CHEST = ["pluć", "src", "medijastin", "rebr", "pleur"]
@@ -142,13 +148,14 @@ def test_doc2vec_vocabulary_is_exactly_the_given_words():
     assert set(model.wv.index_to_key) == {"pluć", "rijetk"}
 
 
-@pytest.mark.parametrize("kind", ["bow", "tfidf", "pv_dm", "pv_dbow"])
-def test_embedder_gives_identical_vectors_after_save_and_load(diagnoses, tmp_path, kind):
-    embedder = fit_diagnosis_embedder(diagnoses, kind=kind, min_word_frequency=2, vector_size=6, epochs=3)
+@pytest.mark.parametrize("kind", ["bow", "tfidf", "lsa", "pv_dm", "pv_dbow"])
+def test_embedder_gives_identical_vectors_after_save_and_load_on_any_partitioning(diagnoses, tmp_path, kind):
+    embedder = fit_diagnosis_embedder(diagnoses, kind=kind, min_word_frequency=2, vector_size=6, epochs=3,
+                                      lsa_components=4)
 
-    before = by_exam(embedder.transform(diagnoses))
+    before = by_exam(embedder.transform(diagnoses.repartition(1)))
     loaded = DiagnosisEmbedder.load(embedder.save(tmp_path / kind))
-    table = loaded.transform(diagnoses)
+    table = loaded.transform(diagnoses.repartition(3))
     after = by_exam(table)
 
     assert table.columns == ["exam_id", "split", "embedding"]
@@ -162,7 +169,7 @@ def test_embedder_gives_identical_vectors_after_save_and_load(diagnoses, tmp_pat
 
 
 def test_unknown_embedder_kind_is_rejected_with_the_choices(diagnoses):
-    with pytest.raises(PipelineError, match="bow, tfidf, pv_dm, pv_dbow"):
+    with pytest.raises(PipelineError, match="bow, tfidf, lsa, pv_dm, pv_dbow"):
         fit_diagnosis_embedder(diagnoses, kind="bert")
 
 
@@ -171,3 +178,88 @@ def test_transform_without_split_column_explains_where_it_comes_from(diagnoses):
 
     with pytest.raises(PipelineError, match="split_column"):
         embedder.transform(diagnoses.drop("split"))
+
+
+def test_training_diagnoses_get_their_trained_vectors_and_new_ones_are_inferred(diagnoses):
+    settings = {"kind": "pv_dbow", "min_word_frequency": 2, "vector_size": 8, "epochs": 5, "centre": False,
+                "unit_length": False}
+    embedder = fit_diagnosis_embedder(diagnoses, **settings)
+    reinferred = fit_diagnosis_embedder(diagnoses, training_vectors="inferred", **settings)
+
+    vectors = by_exam(embedder.transform(diagnoses))
+    inferred = by_exam(reinferred.transform(diagnoses))
+    documents = sample_training_documents(diagnoses)
+    reference = train_doc2vec(documents, vector_size=8, epochs=5, seed=42, keep_words=embedder.vocabulary.words)
+    trained = {tuple(words): reference.dv[position] for position, words in enumerate(documents)}
+    model = load_doc2vec(embedder.doc2vec_path)
+    rows = planted_rows(common="uredn")
+    assert {split for _, split, _ in rows} == {"train", "validation", "test"}
+    for exam_id, split, stems in rows:
+        expected = infer_vector(model, stems, seed=42)
+        if split == "train":
+            np.testing.assert_array_equal(vectors[exam_id], trained[tuple(stems)])
+            assert not np.allclose(vectors[exam_id], expected, atol=1e-3)
+        else:
+            assert tuple(stems) not in trained
+            np.testing.assert_array_equal(vectors[exam_id], expected)
+        np.testing.assert_array_equal(inferred[exam_id], expected)
+    assert len(model.dv) == 0  # workers load the model without the trained vectors
+
+
+def test_centred_unit_length_doc2vec_vectors_do_not_collapse(spark):
+    # Every report shares "uredn": with enough epochs the raw vectors line up along one direction.
+    diagnoses = spark.createDataFrame(planted_rows(120, common="uredn"), SCHEMA)
+    settings = {"kind": "pv_dbow", "min_word_frequency": 2, "vector_size": 16, "epochs": 100}
+    raw = fit_diagnosis_embedder(diagnoses, centre=False, unit_length=False, **settings)
+    finished = fit_diagnosis_embedder(diagnoses, **settings)
+
+    def vectors_of(embedder: DiagnosisEmbedder) -> np.ndarray:
+        return np.vstack(list(by_exam(embedder.transform(diagnoses)).values()))
+
+    assert mean_pairwise_cosine(vectors_of(raw)) > 0.5  # the collapse this guards against
+    vectors = vectors_of(finished)
+    assert abs(mean_pairwise_cosine(vectors)) < 0.15
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert finished.mean is not None and raw.mean is None
+
+
+def test_lsa_vectors_equal_scikit_learns_tfidf_and_svd_and_components_are_bounded(caplog):
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    documents = [stems for _, _, stems in planted_rows(common="uredn")]
+    words = tuple(sorted({w for doc in documents for w in doc}))
+    vocabulary = Vocabulary(words, tuple(1 for _ in words), 1)
+
+    lsa = fit_lsa(documents, vocabulary, components=3, seed=1)
+    bounded = fit_lsa(documents, vocabulary, components=50, seed=1)
+
+    tfidf = TfidfVectorizer(analyzer=list, vocabulary={w: i for i, w in enumerate(words)}).fit(documents)
+    matrix = tfidf.transform(documents)
+    svd = TruncatedSVD(3, algorithm="randomized", n_iter=7, random_state=1).fit(matrix)
+    np.testing.assert_allclose(lsa.vectors(documents), svd.transform(matrix), atol=1e-10)
+    assert bounded.dimension == len(words) - 1
+    assert "50 components requested" in caplog.text
+    np.testing.assert_array_equal(lsa.vector(["nepoznat"]), np.zeros(3))
+
+
+def test_lsa_diagnosis_view_fits_saves_loads_and_embeds_every_exam(spark, tmp_path, diagnoses):
+    warehouse = str(tmp_path / "warehouse")
+    write_table(diagnoses.drop("split"), warehouse, "diagnoses")
+    config = load_config(None, ["text.embedder=lsa", "text.lsa_components=3", "text.min_word_frequency=2"])
+    inputs = ViewInputs(spark, warehouse, config)
+    view = get_view("diagnosis")
+    folder = str(tmp_path / "diagnosis")
+
+    view.fit(inputs, folder).save()
+    loaded = view.load(folder)
+    vectors = by_exam(loaded.transform(inputs.table("diagnoses"), config))
+
+    assert loaded.embedding_size == 3 and loaded.info["kind"] == "lsa"
+    assert len(vectors) == diagnoses.count()
+    np.testing.assert_allclose(np.linalg.norm(np.vstack(list(vectors.values())), axis=1), 1.0, rtol=1e-5)
+    embedder = DiagnosisEmbedder.load(folder)
+    stems = {exam_id: s for exam_id, _, s in planted_rows(common="uredn")}
+    np.testing.assert_array_equal(embedder.embed(stems["e001"]), vectors["e001"])
+    chest, knee = vectors["e000"], vectors["e001"]  # even exams are chest reports, odd ones knee reports
+    assert float(chest @ vectors["e002"]) > float(chest @ knee)

@@ -1,8 +1,11 @@
 """Doc2vec paragraph vectors of diagnoses: PV-DBOW (``dm=0``, the paper's best) and PV-DM (``dm=1``).
 
 Training runs with gensim on the driver over a bounded, deterministic sample of the distinct
-training diagnoses. Inference runs in Spark: a ``mapInPandas`` function loads the saved model once
-per Python worker and infers every diagnosis.
+training diagnoses. Each trained document keeps the vector training gave it (``model.dv``): they are
+saved as a Parquet table keyed by a digest of the document's stems (:func:`document_key`), which the
+Spark transform joins, so a diagnosis whose stems equal a training document's gets that trained
+vector. Every other diagnosis is inferred in Spark: a ``mapInPandas`` function loads the saved model
+(without its document vectors) once per Python worker.
 
 gensim's own ``infer_vector`` is not reproducible across processes: it seeds the starting vector
 with Python's salted ``hash`` of the text and draws window sizes and negative samples from the
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (the PySpark convention)
 from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
@@ -48,7 +51,22 @@ def document_seed(words: Sequence[str], seed: int) -> int:
     return int.from_bytes(digest, "little")
 
 
-def infer_vector(model: Doc2Vec, words: Sequence[str], seed: int = 42, epochs: int | None = None) -> np.ndarray:
+def document_key(words: Sequence[str]) -> str:
+    """The key of a document's trained vector: SHA-256 (hex) of its stems joined by an unused separator.
+
+    Equals what :func:`document_key_column` computes in Spark for the same stems.
+    """
+    return hashlib.sha256(_SEPARATOR.join(str(w) for w in words).encode("utf-8")).hexdigest()
+
+
+def document_key_column(stems: Column) -> Column:
+    """:func:`document_key` of an ``array<string>`` column, as a Spark expression."""
+    return F.sha2(F.concat_ws(_SEPARATOR, stems), 256)
+
+
+def infer_vector(
+    model: Doc2Vec, words: Sequence[str], seed: int = 42, epochs: int | None = None, alpha: float | None = None
+) -> np.ndarray:
     """Infer a diagnosis's paragraph vector reproducibly.
 
     Same loop as gensim 4's ``Doc2Vec.infer_vector`` (frozen word and output weights, learning
@@ -60,6 +78,7 @@ def infer_vector(model: Doc2Vec, words: Sequence[str], seed: int = 42, epochs: i
         words: The diagnosis's stems; words outside the model's vocabulary are ignored.
         seed: Base seed; the same (seed, words) always gives the same vector.
         epochs: Inference epochs; None uses the model's training epochs.
+        alpha: Starting learning rate of inference; None uses the model's (training) ``alpha``.
 
     Returns:
         The float32 paragraph vector.
@@ -78,8 +97,8 @@ def infer_vector(model: Doc2Vec, words: Sequence[str], seed: int = 42, epochs: i
     doctags_lockf = np.ones(1, dtype=np.float32)
     work = np.zeros(model.layer1_size, dtype=np.float32)
     neu1 = np.zeros(model.layer1_size, dtype=np.float32)
-    alpha = model.alpha
-    alpha_delta = (model.alpha - model.min_alpha) / max(epochs - 1, 1)
+    alpha = model.alpha if alpha is None else float(alpha)
+    alpha_delta = (alpha - model.min_alpha) / max(epochs - 1, 1)
     frozen = {"learn_words": False, "learn_hidden": False, "doctag_vectors": doctag_vectors,
               "doctags_lockf": doctags_lockf}
     for _ in range(epochs):
@@ -222,6 +241,53 @@ def sample_training_documents(
 
 
 
+def without_document_vectors(model: Doc2Vec) -> Doc2Vec:
+    """``model`` with its trained document vectors dropped: inference needs only the word and output weights.
+
+    The trained vectors live in their own table (:func:`save_trained_vectors`), so the model every
+    worker loads stays as small as its vocabulary (200,000 documents × 1,000 dimensions would add 800 MB).
+    """
+    from gensim.models.keyedvectors import KeyedVectors
+
+    model.dv = KeyedVectors(model.dv.vector_size)
+    return model
+
+
+def save_trained_vectors(documents: Sequence[Sequence[str]], vectors: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Write one row per training document: ``document`` (:func:`document_key`) and ``vector`` (float32).
+
+    Args:
+        documents: The training documents' stems, in the order of ``vectors``.
+        vectors: ``(len(documents), d)`` trained document vectors.
+        path: The Parquet file to write (a single file, read by Spark and by pyarrow).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if len(documents) != len(vectors):
+        raise PipelineError(f"{len(documents)} training documents but {len(vectors)} trained vectors.")
+    matrix = np.asarray(vectors, dtype=np.float32)
+    values = pa.array(matrix.reshape(-1), type=pa.float32())
+    table = pa.table({
+        "document": pa.array([document_key(words) for words in documents], type=pa.string()),
+        "vector": pa.FixedSizeListArray.from_arrays(values, matrix.shape[1]).cast(pa.list_(pa.float32())),
+    })
+    pq.write_table(table, str(path))
+
+
+def load_trained_vectors(path: str) -> dict[str, np.ndarray]:
+    """The trained vectors written by :func:`save_trained_vectors`, by document key (driver-side lookups)."""
+    import pyarrow.parquet as pq
+
+    local = to_local_path(path)
+    if not os.path.isfile(local):
+        raise PipelineError(f"Trained document vectors {path} are missing.")
+    table = pq.read_table(local)
+    keys = table.column("document").to_pylist()
+    vectors = np.asarray(table.column("vector").to_pylist(), dtype=np.float32)
+    return dict(zip(keys, vectors, strict=True))
+
+
 def load_doc2vec(path: str) -> Doc2Vec:
     """Load a saved Doc2Vec model, reusing it within this Python process (one load per worker)."""
     from gensim.models.doc2vec import Doc2Vec
@@ -235,23 +301,35 @@ def load_doc2vec(path: str) -> Doc2Vec:
 
 
 def _inference_batches(
-    model_path: str, stems_col: str, key_cols: list[str], output_col: str, seed: int, epochs: int | None
+    model_path: str, stems_col: str, key_cols: list[str], output_col: str, inference: dict[str, Any],
+    mean: list[float] | None, unit_length: bool,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     # Only plain values are captured, so the function pickles small and never drags a model along.
     def infer_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from radnet_spark.text.centring import finish_vectors
         from radnet_spark.text.doc2vec import infer_vector, load_doc2vec
 
         model = load_doc2vec(model_path)
+        centre = None if mean is None else np.asarray(mean, dtype=np.float64)
         for batch in batches:
-            vectors = [
-                infer_vector(model, [] if stems is None else list(stems), seed=seed, epochs=epochs)
-                for stems in batch[stems_col]
+            trained = batch[_TRAINED] if _TRAINED in batch.columns else [None] * len(batch)
+            raw = [
+                np.asarray(known, dtype=np.float32) if known is not None
+                else infer_vector(model, [] if stems is None else list(stems), **inference)
+                for stems, known in zip(batch[stems_col], trained, strict=True)
             ]
             out = batch[key_cols].copy()
-            out[output_col] = vectors
+            if raw:
+                out[output_col] = list(finish_vectors(np.vstack(raw), centre, unit_length))
+            else:
+                out[output_col] = []
             yield out
 
     return infer_batches
+
+
+_TRAINED = "_radnet_trained_vector"
+_DOCUMENT = "_radnet_document"
 
 
 def doc2vec_transform(
@@ -262,8 +340,12 @@ def doc2vec_transform(
     output_col: str = "embedding",
     seed: int = 42,
     epochs: int | None = None,
+    alpha: float | None = None,
+    trained_vectors_path: str | None = None,
+    mean: np.ndarray | None = None,
+    unit_length: bool = False,
 ) -> DataFrame:
-    """Infer the paragraph vector of every row in parallel.
+    """The paragraph vector of every row, in parallel: trained vectors where known, else inferred.
 
     Args:
         df: Rows with the key columns and an array<string> stems column.
@@ -273,6 +355,11 @@ def doc2vec_transform(
         output_col: Name of the ``array<float>`` vector column.
         seed: Base seed of :func:`infer_vector`.
         epochs: Inference epochs; None uses the model's training epochs.
+        alpha: Starting learning rate of inference; None uses the model's.
+        trained_vectors_path: Parquet file of :func:`save_trained_vectors`; rows whose stems are a
+            training document take its trained vector instead of an inferred one. None infers every row.
+        mean: Centre subtracted from every vector (see :mod:`radnet_spark.text.centring`); None: none.
+        unit_length: Scale every (centred) vector to unit L2 norm.
 
     Returns:
         A DataFrame of the key columns plus ``output_col``.
@@ -284,5 +371,18 @@ def doc2vec_transform(
     schema = StructType(
         [df.schema[c] for c in key_cols] + [StructField(output_col, ArrayType(FloatType(), False), False)]
     )
-    function = _inference_batches(model_path, stems_col, key_cols, output_col, seed, epochs)
-    return df.select(*key_cols, stems_col).mapInPandas(function, schema)
+    rows = df.select(*key_cols, stems_col)
+    if trained_vectors_path is not None:
+        trained = (
+            df.sparkSession.read.parquet(trained_vectors_path)
+            .select(F.col("document").alias(_DOCUMENT), F.col("vector").alias(_TRAINED))
+        )
+        rows = (
+            rows.withColumn(_DOCUMENT, document_key_column(F.col(stems_col)))
+            .join(trained, _DOCUMENT, "left")
+            .select(*key_cols, stems_col, _TRAINED)
+        )
+    inference = {"seed": seed, "epochs": epochs, "alpha": alpha}
+    centre = None if mean is None else [float(v) for v in mean]
+    function = _inference_batches(model_path, stems_col, key_cols, output_col, inference, centre, unit_length)
+    return rows.mapInPandas(function, schema)

@@ -1,4 +1,10 @@
-"""The diagnosis view: a document embedding (PV-DBOW by default) of the exam's stemmed narrative."""
+"""The diagnosis view: a document embedding (PV-DBOW by default) of the exam's stemmed narrative.
+
+Training exams get their diagnosis's trained doc2vec vector, other exams an inferred one (see
+:mod:`radnet_spark.text.doc2vec`); ``text.embedder=lsa`` gives TF-IDF reduced by a truncated SVD.
+Dense vectors are centred on the training mean and scaled to unit length (``text.centre``,
+``text.unit_length``), so the in-cluster cosine distance tells models apart.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +43,9 @@ class DiagnosisView(View):
         embedder = fit_diagnosis_embedder(
             inputs.with_split(inputs.table(self.source_table)), kind=x.embedder,
             min_word_frequency=x.min_word_frequency, vector_size=x.vector_size, window=x.window,
-            epochs=x.epochs, seed=x.seed, max_train_docs=x.max_train_docs,
+            epochs=x.epochs, seed=x.seed, max_train_docs=x.max_train_docs, inference_epochs=x.inference_epochs,
+            inference_alpha=x.inference_alpha, training_vectors=x.training_vectors,
+            lsa_components=x.lsa_components, centre=x.centre, unit_length=x.unit_length,
         )
         embedder.save(folder)
         return FittedView(self, folder, embedder.dimension, {"kind": x.embedder})
