@@ -358,6 +358,7 @@ def validate(config: RadnetConfig) -> RadnetConfig:
     languages = available_languages()
     _check_range(ingest.stem_language.strip().lower() in languages, "ingest.stem_language",
                  ingest.stem_language, f"one of {_allowed(languages)}")
+    _check_privacy(config.privacy)
     _check_range(len(cluster.views) > 0, "cluster.views", cluster.views, "at least one of tags, image, diagnosis")
     _check_range(len(set(cluster.views)) == len(cluster.views), "cluster.views", cluster.views, "without repeats")
     _check_range(cluster.k_min >= 2, "cluster.k_min", cluster.k_min, "at least 2")
@@ -366,6 +367,31 @@ def validate(config: RadnetConfig) -> RadnetConfig:
     _check_range(cluster.k is None or cluster.k >= 2, "cluster.k", cluster.k, "at least 2 or null (elbow)")
     _check_range(config.tags.min_fill_rate <= 1, "tags.min_fill_rate", config.tags.min_fill_rate, "at most 1")
     return config
+
+
+def _faker_person_locales() -> tuple[str, ...]:
+    """The locales Faker ships person names for, read from its package folder (importing Faker takes ~1 s)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("faker")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    folder = Path(next(iter(spec.submodule_search_locations))) / "providers" / "person"
+    return tuple(sorted(entry.name for entry in folder.iterdir() if (entry / "__init__.py").is_file()))
+
+
+def _check_privacy(privacy: PrivacyConfig) -> None:
+    """The names lexicon's locales and extra file exist here, not first in an executor's traceback."""
+    locales = [part.strip() for part in privacy.names_lexicon.split(",") if part.strip()]
+    if locales:
+        known = _faker_person_locales()
+        unknown = [locale for locale in locales if locale not in known]
+        _check_range(not unknown, "privacy.names_lexicon", ",".join(unknown),
+                     f"Faker locales with person names (\"\" for none), one of {_allowed(known)}"
+                     if known else "empty, as Faker is not installed")
+    extra = privacy.names_lexicon_file
+    _check_range(extra is None or Path(extra).is_file(), "privacy.names_lexicon_file", extra,
+                 "an existing text file of names, one per line, or null")
 
 
 def read_settings(path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> dict[str, Any]:

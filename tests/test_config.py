@@ -160,3 +160,18 @@ def test_label_refuses_to_change_a_setting_fixed_by_the_pipeline():
     trained = load_config(None, ["cluster.k=12"])
     with pytest.raises(ConfigError, match=r"cannot change cluster\.k=20 \(pipeline has 12\).*models/x/v1"):
         label_config(trained, read_settings(None, ["cluster.k=20"]), "models/x/v1")
+
+
+def test_an_unknown_names_lexicon_locale_is_refused_at_load():
+    with pytest.raises(ConfigError, match=r"privacy\.names_lexicon must be Faker locales.*hr_HR.*got 'xx_XX'"):
+        load_config(None, ["privacy.names_lexicon=hr_HR,xx_XX"])
+    assert load_config(None, ["privacy.names_lexicon=en_US,sl_SI"]).privacy.names_lexicon == "en_US,sl_SI"
+    assert load_config(None, ["privacy.names_lexicon="]).privacy.names_lexicon == ""
+
+
+def test_a_missing_names_lexicon_file_is_refused_at_load(tmp_path: Path):
+    missing = tmp_path / "names.txt"
+    with pytest.raises(ConfigError, match=r"privacy\.names_lexicon_file must be an existing text file.*names\.txt"):
+        load_config(None, [f"privacy.names_lexicon_file={missing}"])
+    missing.write_text("Zvonimirka\n", encoding="utf-8")
+    assert load_config(None, [f"privacy.names_lexicon_file={missing}"]).privacy.names_lexicon_file == str(missing)
