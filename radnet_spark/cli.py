@@ -1,8 +1,11 @@
 """The ``radnet`` command line: one subcommand per stage.
 
 Every subcommand takes ``--config YAML`` and repeatable ``--set section.field=value`` overrides;
-the effective config is written next to the stage's output. Errors a user can cause print one
-sentence and exit with code 2.
+the effective config is written next to the stage's output.
+
+Exit codes: 0 done; 1 Spark failed (a job, a read or the JVM: one sentence with the root cause,
+the traceback too under ``--verbose``); 2 an error the user can fix (path, setting, busy warehouse),
+one sentence; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from radnet_spark.errors import UserError
 
 log = logging.getLogger("radnet")
 
+EXIT_SPARK_ERROR = 1
 EXIT_USER_ERROR = 2
 
 
@@ -197,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="radnet",
         description="Label a PACS dump without human labels, on Apache Spark (RadiologyNET method).",
+        epilog="Exit codes: 0 done; 1 Spark failed (one sentence with the root cause; the traceback with "
+               "--verbose); 2 a path, setting or argument to fix, or a busy warehouse (one sentence); "
+               "130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -271,6 +279,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"radnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        from radnet_spark.spark_errors import is_spark_error, spark_error_sentence
+
+        if not is_spark_error(error):
+            raise
+        return _spark_failed(args, error, spark_error_sentence(error))
+
+
+def _spark_failed(args: argparse.Namespace, error: BaseException, sentence: str) -> int:
+    """Print a Spark failure as one sentence after the JVM's own output (and the traceback if verbose)."""
+    from radnet_spark.session import settle_console
+
+    settle_console()
+    if getattr(args, "verbose", False):
+        traceback.print_exception(error, file=sys.stderr)
+    print(f"radnet {args.command}: error: Spark failed: {sentence}", file=sys.stderr)
+    return EXIT_SPARK_ERROR
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@ JVM_STARTUP_NOISE = (
     b"To adjust logging level use sc.setLogLevel(",
 )
 
+# The console settles when this line, printed by the JVM after everything else, has passed through.
+JVM_STDERR_MARK = b"radnet-spark: jvm stderr forwarded\n"
+_jvm_stderr_settled = threading.Event()
+_jvm_stderr_forwarded = threading.Event()  # a forwarder thread runs (sessions launched quiet only)
+
+
 def read_defaults_file(path: Path) -> dict[str, str]:
     """Parse a ``spark-defaults.conf`` file: ``key value`` per line, ``#`` comments."""
     settings: dict[str, str] = {}
@@ -69,7 +75,8 @@ def forward_without_noise(source: int, target: int) -> None:
     """Copy the JVM's stderr to ours, dropping its start-up noise; the progress bar passes at once.
 
     Complete lines (ending in ``\n`` or ``\r``) are checked against JVM_STARTUP_NOISE; a partial
-    line is written as soon as it can no longer turn into one of them.
+    line is written as soon as it can no longer turn into one of them. The line JVM_STDERR_MARK is
+    swallowed and tells :func:`settle_console` that everything the JVM printed before it is out.
     """
     pending = b""
     while chunk := os.read(source, 65536):
@@ -78,7 +85,9 @@ def forward_without_noise(source: int, target: int) -> None:
         for index, byte in enumerate(pending):
             if byte in b"\r\n":
                 segment = pending[start:index + 1]
-                if not any(segment.lstrip(b"\r\n").startswith(p) for p in JVM_STARTUP_NOISE):
+                if segment.lstrip(b"\r\n") == JVM_STDERR_MARK:
+                    _jvm_stderr_settled.set()
+                elif not any(segment.lstrip(b"\r\n").startswith(p) for p in JVM_STARTUP_NOISE):
                     os.write(target, segment)
                 start = index + 1
         pending = pending[start:]
@@ -103,8 +112,38 @@ def _launch_quiet_gateway(settings: dict[str, str]) -> None:
     stderr = gateway.proc.stderr
     threading.Thread(target=forward_without_noise, args=(stderr.fileno(), sys.__stderr__.fileno()),
                      name="jvm-stderr", daemon=True).start()
+    _jvm_stderr_forwarded.set()
     SparkContext._gateway = gateway
     SparkContext._jvm = gateway.jvm
+
+
+def settle_console(timeout: float = 2.0) -> None:
+    """Clear Spark's progress bar and let the JVM's stderr so far reach ours, before a last message.
+
+    A failed job leaves its progress bar on the line, and the JVM's stderr reaches the terminal
+    through a thread: without this, the CLI's error sentence could land inside the bar's line or
+    before the JVM's last output. Does nothing when no SparkContext runs or the JVM is gone.
+
+    Args:
+        timeout: Seconds to wait for the forwarder thread at most.
+    """
+    from py4j.protocol import Py4JError
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return
+    try:
+        bar = context._jsc.sc().progressBar()
+        if bar.isDefined():
+            bar.get().finishAll()
+        if _jvm_stderr_forwarded.is_set():
+            _jvm_stderr_settled.clear()
+            context._jvm.System.err.print(JVM_STDERR_MARK.decode())
+            context._jvm.System.err.flush()
+            _jvm_stderr_settled.wait(timeout)
+    except (Py4JError, OSError):  # the JVM is gone: nothing of it left to settle
+        return
 
 
 def resolve_master(config: SparkConfig) -> str | None:
