@@ -45,6 +45,7 @@ def fingerprint(*parts: Any) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    """Versions of radnet-spark, Python and the libraries whose behaviour a fitted pipeline depends on."""
     versions = {"radnet-spark": __version__, "python": platform.python_version()}
     for name in LIBRARIES:
         try:
@@ -55,6 +56,7 @@ def library_versions() -> dict[str, str]:
 
 
 def new_version() -> str:
+    """A new pipeline version name from the current UTC time (``vYYYYMMDD-HHMMSS``)."""
     return datetime.now(UTC).strftime("v%Y%m%d-%H%M%S")
 
 
@@ -66,19 +68,24 @@ class PipelineDir:
 
     @property
     def name(self) -> str:
+        """The pipeline's name (its parent folder)."""
         return self.root.parent.name
 
     @property
     def version(self) -> str:
+        """The version's name (its folder)."""
         return self.root.name
 
     def path(self, part: str) -> str:
+        """Path of ``part`` (e.g. :data:`FUSION`) inside this version."""
         return str(self.root / part)
 
     def has(self, part: str) -> bool:
+        """True when ``part`` exists in this version."""
         return (self.root / part).exists()
 
     def manifest(self) -> dict[str, Any]:
+        """The version's manifest; {} when missing or torn."""
         return read_manifest(self.root / MANIFEST)
 
     def update_manifest(self, **entries: Any) -> None:
@@ -88,17 +95,35 @@ class PipelineDir:
         write_text_atomically(self.root / MANIFEST, json.dumps(manifest, indent=2, default=str))
 
     def record_artifact(self, part: str, **details: Any) -> None:
+        """Note in the manifest that ``part`` was saved now, with ``details`` (size, kind, metrics…).
+
+        Args:
+            part: The fitted step's folder inside the version.
+            **details: Facts about it worth reading in the manifest.
+        """
         artifacts = self.manifest().get("artifacts", {})
         artifacts[part] = {"path": part, "saved_at": datetime.now(UTC).isoformat(), **details}
         self.update_manifest(artifacts=artifacts)
 
     def config(self) -> RadnetConfig:
+        """The settings the version was trained with (its ``config.yaml``)."""
         from radnet_spark.config import load_config
 
         return load_config(self.root / "config.yaml")
 
 
 def create_pipeline_dir(models_root: str | Path, name: str, version: str, config: RadnetConfig) -> PipelineDir:
+    """Create (or reopen, to resume) ``models_root/name/version`` with its settings and a first manifest.
+
+    Args:
+        models_root: Folder of all pipelines.
+        name: Pipeline name.
+        version: Version name (see :func:`new_version`).
+        config: The settings, written as ``config.yaml``.
+
+    Returns:
+        The version's folder; its manifest says ``complete: false`` until ``run`` finishes.
+    """
     pipeline = PipelineDir(Path(to_local_path(str(models_root))).resolve() / name / version)
     pipeline.root.mkdir(parents=True, exist_ok=True)
     (pipeline.root / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
@@ -159,7 +184,15 @@ def latest_pipeline(models_root: str | Path, name: str) -> str:
 
 
 def write_step_manifest(folder: str | Path, file_name: str, step: str, format_version: int, **fields: Any) -> None:
-    """Write a fitted step's small manifest: which step wrote ``folder``, in which format, and ``fields``."""
+    """Write a fitted step's small manifest: which step wrote ``folder``, in which format, and ``fields``.
+
+    Args:
+        folder: The step's folder (created).
+        file_name: The manifest's name inside it (``fusion.json``, ``embedder.json``, …).
+        step: What wrote it; the reader asks for the same name.
+        format_version: The layout of the step's files; bump it when they change.
+        **fields: The step's own settings and state (JSON-serialisable; others become strings).
+    """
     target = Path(to_local_path(str(folder)))
     target.mkdir(parents=True, exist_ok=True)
     manifest = {"step": step, "format_version": format_version, **fields}
@@ -167,7 +200,20 @@ def write_step_manifest(folder: str | Path, file_name: str, step: str, format_ve
 
 
 def read_step_manifest(folder: str | Path, file_name: str, step: str, format_version: int) -> dict[str, Any]:
-    """A fitted step's manifest, or one sentence saying why ``folder`` does not hold that step in that format."""
+    """A fitted step's manifest, or one sentence saying why ``folder`` does not hold that step in that format.
+
+    Args:
+        folder: The step's folder.
+        file_name: The manifest's name inside it.
+        step: The step expected there.
+        format_version: The only format this code reads.
+
+    Returns:
+        The manifest's fields (with ``step`` and ``format_version``).
+
+    Raises:
+        PipelineError: The manifest is missing or torn, names no step or another one, or has another format.
+    """
     path = Path(to_local_path(str(folder))) / file_name
     manifest = read_json_object(path)
     if manifest is None:

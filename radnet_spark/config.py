@@ -33,6 +33,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class SparkConfig:
+    """The Spark session: master, app name, defaults file and extra settings."""
+
     master: str | None = None  # None: spark-submit / SPARK_MASTER / local[*], in that order
     app_name: str = "radnet-spark"
     defaults_file: str | None = None  # None: the repository's spark-defaults.conf when present
@@ -42,6 +44,8 @@ class SparkConfig:
 
 @dataclass
 class PrivacyConfig:
+    """De-identification: the salt's environment variable, UID hashing, dates and the names lexicon."""
+
     salt_env: str = "RADNET_SALT"  # the salt itself is never stored in config or output
     hash_sop_instance_uid: bool = False
     keep_dates: bool = False  # PS3.15 "retain longitudinal temporal information" option
@@ -51,6 +55,8 @@ class PrivacyConfig:
 
 @dataclass
 class IngestConfig:
+    """Reading the dump: task sizes, scope, file and pixel limits, image policies and the diagnoses export."""
+
     file_batch_size: int = 64  # files per Arrow batch in the read task; bounds task memory
     # Each read task costs a Python worker round trip (~0.1 s here), so tasks are large; memory stays
     # bounded by file_batch_size, not by this. At least tasks_per_slot tasks per slot balance the tail.
@@ -77,6 +83,8 @@ class IngestConfig:
 
 @dataclass
 class SplitConfig:
+    """The exam-level train/validation/test split: shares and seed."""
+
     train: float = 0.8
     validation: float = 0.1
     test: float = 0.1
@@ -85,6 +93,8 @@ class SplitConfig:
 
 @dataclass
 class TagsConfig:
+    """The tags view: tag selection, imputation, BodyPartExamined rules and the tag embedder."""
+
     min_fill_rate: float = 0.2
     min_distinct: int = 2
     max_categories: int = 50
@@ -113,6 +123,8 @@ class TagsConfig:
 
 @dataclass
 class ImageConfig:
+    """The image view: the convolutional autoencoder, its training samples, PCA and inference batches."""
+
     cae_filters: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     cae_bottleneck_channels: int = 8
     batch_size: int = 32
@@ -129,6 +141,8 @@ class ImageConfig:
 
 @dataclass
 class TextConfig:
+    """The diagnosis view: vocabulary threshold and the text embedder (BOW, TF-IDF, LSA, doc2vec)."""
+
     min_word_frequency: int = 5
     embedder: Literal["bow", "tfidf", "lsa", "pv_dm", "pv_dbow"] = "pv_dbow"
     vector_size: int = 100
@@ -148,6 +162,8 @@ class TextConfig:
 
 @dataclass
 class ClusterConfig:
+    """Fusion and clustering: views, fusion method, scaling, algorithm, k (by elbow or given) and samples."""
+
     views: list[ViewName] = field(default_factory=lambda: ["tags", "image", "diagnosis"])
     fusion: Literal["embeddings", "clusterdists", "clusterprobs"] = "embeddings"
     missing_view: Literal["zero_fill", "available_views"] = "zero_fill"  # zero_fill adds an indicator
@@ -180,6 +196,8 @@ class ClusterConfig:
 
 @dataclass
 class TrackingConfig:
+    """MLflow tracking of finished pipeline versions."""
+
     # Log every finished pipeline version of `radnet run` as an MLflow run (params, metrics, artifacts)
     # and register it as a model version; the tracking server is MLflow's own MLFLOW_TRACKING_URI.
     mlflow: bool = False
@@ -190,6 +208,8 @@ class TrackingConfig:
 
 @dataclass
 class PretrainedConfig:
+    """Frozen pretrained encoders from local disk, for the pretrained views."""
+
     # The pretrained_image view: a TorchScript image encoder on local disk (never downloaded), frozen.
     image_model: str | None = None  # path of a torch.jit.save'd module: (N, C, S, S) float -> (N, D)
     image_input_size: int = 224
@@ -203,6 +223,8 @@ class PretrainedConfig:
 
 @dataclass
 class RadnetConfig:
+    """Every setting of radnet-spark, one section per stage."""
+
     spark: SparkConfig = field(default_factory=SparkConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -215,6 +237,7 @@ class RadnetConfig:
     pretrained: PretrainedConfig = field(default_factory=PretrainedConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every section as nested plain dicts (what ``config.yaml`` holds)."""
         return dataclasses.asdict(self)
 
 

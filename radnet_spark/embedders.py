@@ -61,6 +61,7 @@ class PCAProjection:
 
     @property
     def n_components(self) -> int:
+        """Length of the projected vectors."""
         return int(self.components.shape[0])
 
     def transform(self, matrix: np.ndarray) -> np.ndarray:
@@ -73,6 +74,7 @@ class PCAProjection:
         return in_fixed_blocks(project, np.asarray(matrix)).astype(np.float32, copy=False)
 
     def save(self, path: Path) -> None:
+        """Write mean, components and explained variance to ``path`` (``.npz``)."""
         np.savez(
             path, mean=self.mean, components=self.components,
             explained_variance_ratio=self.explained_variance_ratio,
@@ -80,6 +82,7 @@ class PCAProjection:
 
     @classmethod
     def load(cls, path: Path) -> PCAProjection:
+        """Read a projection written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as stored:
             return cls(
                 mean=stored["mean"].astype(np.float32),
@@ -499,6 +502,7 @@ class ImageEmbedder:
 
     @property
     def image_size(self) -> int:
+        """Side of the square images the embedder reads."""
         return int(self.settings["image_size"])
 
     @property

@@ -229,6 +229,7 @@ class FusionModel:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The state without the centres, JSON-ready (the ``fusion.json`` fields, also shipped to executors)."""
         return {
             "method": self.method,
             "views": self.views,

@@ -31,6 +31,7 @@ def labels_rows(assigned: DataFrame, tags: DataFrame, version: str, run_id: str)
 
 
 def labels_partition(version: str, run_id: str) -> str:
+    """The ``labels`` table's partition folder of one labelling run of one pipeline version."""
     return f"pipeline_version={version}/label_run_id={run_id}"
 
 

@@ -113,6 +113,7 @@ class RadnetModel:
         return preprocessing.transform(tags, ship_model="path").join(with_bpe, "sop_instance_uid", "left")
 
     def fitted_view(self, name: str) -> FittedView:
+        """View ``name`` as fitted in this version, loaded from its folder."""
         view = get_view(name)
         return view.load(self.pipeline.path(view.artifact))
 

@@ -51,6 +51,7 @@ class WarehouseBusyError(UserError):
 
 
 def table_path(warehouse: str, name: str) -> str:
+    """URI of table ``name`` in ``warehouse`` (how Spark reads and writes it)."""
     return f"{to_uri(warehouse).rstrip('/')}/{name}"
 
 

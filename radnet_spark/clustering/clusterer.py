@@ -87,6 +87,11 @@ class ClusterModel:
         return assign_per_combination(fused, self.models)
 
     def save(self, directory: str) -> None:
+        """Write every per-combination model and the ``clusterer.json`` manifest into ``directory``.
+
+        Args:
+            directory: Folder of the clusterer (created).
+        """
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         folders = {combo: f"model_{i}" for i, combo in enumerate(sorted(self.models))}
@@ -97,6 +102,14 @@ class ClusterModel:
 
     @classmethod
     def load(cls, directory: str) -> ClusterModel:
+        """Read a clusterer written by :meth:`save`; another format is refused in one sentence.
+
+        Args:
+            directory: Folder the clusterer was saved to.
+
+        Returns:
+            The clusterer, without its elbow result (that is saved beside it).
+        """
         folder = Path(directory)
         manifest = read_step_manifest(folder, CLUSTERER_FILE, "clusterer", CLUSTERER_FORMAT_VERSION)
         models = {combo: KMeansModel.load(folder / sub) for combo, sub in manifest["models"].items()}

@@ -56,6 +56,7 @@ class ElbowResult:
         return ranked[-1][1] if ranked else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready lists and numbers (what ``save`` writes)."""
         return {
             "ks": list(self.ks),
             "wcss": list(self.wcss),
@@ -188,7 +189,22 @@ def elbow_sweep(
     n_init: int = 1,
     backend: str = "sklearn",
 ) -> ElbowResult:
-    """Sample at most ``fit_sample_rows`` vectors once, then run :func:`elbow_from_matrix` on them."""
+    """Sample at most ``fit_sample_rows`` vectors once, then run :func:`elbow_from_matrix` on them.
+
+    Args:
+        df: Rows with a vector column; filter to the training split before calling.
+        ks: The k values to fit.
+        features_col: Vector column.
+        distance: ``euclidean`` or ``cosine``.
+        fit_sample_rows: Most rows brought to the driver.
+        max_iter: Lloyd iterations per k.
+        seed: Seed of the sample and of every fit.
+        n_init: Restarts per k.
+        backend: ``sklearn`` or ``faiss``.
+
+    Returns:
+        WCSS (and the other criteria) per k with the chosen k.
+    """
     x = sample_matrix(df, features_col, fit_sample_rows, seed)
     return elbow_from_matrix(
         x, ks, distance=distance, max_iter=max_iter, seed=seed, n_init=n_init, backend=backend

@@ -206,10 +206,12 @@ class KMeansModel:
 
     @property
     def k(self) -> int:
+        """Number of centres."""
         return int(self.centres.shape[0])
 
     @property
     def dim(self) -> int:
+        """Length of every centre."""
         return int(self.centres.shape[1])
 
     def assign(

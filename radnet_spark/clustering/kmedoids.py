@@ -143,7 +143,22 @@ def fit_kmedoids(
     max_iter: int = 100,
     seed: int = 42,
 ) -> KMeansModel:
-    """Sample a bounded pool from ``df`` and run :func:`clara_matrix`; assign with ``model.assign``."""
+    """Sample a bounded pool from ``df`` and run :func:`clara_matrix`; assign with ``model.assign``.
+
+    Args:
+        df: Rows with a vector column; filter to the training split before calling.
+        k: Number of medoids.
+        features_col: Vector column.
+        distance: ``cosine`` or ``euclidean``.
+        fit_sample_rows: Size of the pool brought to the driver.
+        draws: CLARA draws from the pool; the medoids of the cheapest draw on the whole pool win.
+        draw_rows: Rows per draw; None lets :func:`clara_matrix` choose.
+        max_iter: Swap iterations per draw.
+        seed: Seed of the pool and of every draw.
+
+    Returns:
+        A :class:`KMeansModel` whose centres are the medoids (``algorithm="kmedoids"``).
+    """
     pool = sample_matrix(df, features_col, fit_sample_rows, seed)
     return clara_matrix(
         pool, k, distance=distance, draws=draws, draw_rows=draw_rows, max_iter=max_iter, seed=seed

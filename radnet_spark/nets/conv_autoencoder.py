@@ -74,4 +74,5 @@ class ConvAutoencoder(nn.Module):
         return torch.flatten(self.encoder(images), start_dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Reconstruct a (batch, 1, S, S) tensor through the code (what training minimises the MSE of)."""
         return self.decoder(self.encoder(images))

@@ -55,4 +55,5 @@ class TagAutoencoder(nn.Module):
         return self.encoder(features)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Reconstruct a (batch, n_features) tensor through the bottleneck (what training minimises the MSE of)."""
         return self.decoder(self.encoder(features))

@@ -78,11 +78,17 @@ class TagImputer(Protocol):
     continuous: list[str]
     categorical: list[str]
 
-    def fit(self, sample_pdf: pd.DataFrame) -> TagImputer: ...
+    def fit(self, sample_pdf: pd.DataFrame) -> TagImputer:
+        """Learn the fill from a bounded sample of tag rows; returns self."""
+        ...
 
-    def transform(self, pdf: pd.DataFrame) -> pd.DataFrame: ...
+    def transform(self, pdf: pd.DataFrame) -> pd.DataFrame:
+        """The batch normalised, with its missing values filled."""
+        ...
 
-    def save(self, directory: str | os.PathLike[str]) -> None: ...
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the fitted imputer to ``directory``."""
+        ...
 
 
 def _observed_stats(

@@ -384,7 +384,21 @@ def features_dataset(
     seed: int = 0,
     shuffle: bool = True,
 ) -> ArrowRowDataset:
-    """Rows of a ``list<float>`` column as float32 vectors (e.g. ``tag_features.features``)."""
+    """Rows of a ``list<float>`` column as float32 vectors (e.g. ``tag_features.features``).
+
+    Args:
+        path: Parquet table folder or file.
+        column: The vector column.
+        row_filter: Rows to keep, e.g. ``{"split": "train"}``; None keeps every row.
+        max_rows: Most rows per epoch (a fixed sample of row groups); None reads all.
+        batch_rows: Largest Arrow batch read at once.
+        shuffle_buffer: Rows held for shuffling.
+        seed: Seeds the row-group order, the sample and the buffer.
+        shuffle: False streams the rows in file order (validation).
+
+    Returns:
+        An iterable dataset for :func:`make_loader`.
+    """
     return _column_dataset(
         path, column, decode_features, _feature_tensor, row_filter, max_rows, batch_rows, shuffle_buffer, seed,
         shuffle,
@@ -403,7 +417,22 @@ def images_dataset(
     seed: int = 0,
     shuffle: bool = True,
 ) -> ArrowRowDataset:
-    """Rows of a binary image column as float32 1×S×S tensors in [0, 1] (e.g. ``images.image``)."""
+    """Rows of a binary image column as float32 1×S×S tensors in [0, 1] (e.g. ``images.image``).
+
+    Args:
+        path: Parquet table folder or file.
+        column: The column of square 8-bit images (row-major bytes).
+        image_size: Expected side; None infers it from the byte length.
+        row_filter: Rows to keep, e.g. ``{"split": "train"}``; None keeps every row.
+        max_rows: Most rows per epoch (a fixed sample of row groups); None reads all.
+        batch_rows: Largest Arrow batch read at once.
+        shuffle_buffer: Rows held for shuffling.
+        seed: Seeds the row-group order, the sample and the buffer.
+        shuffle: False streams the rows in file order (validation).
+
+    Returns:
+        An iterable dataset for :func:`make_loader`.
+    """
     return _column_dataset(
         path, column, _ImageDecoder(image_size), _image_tensor, row_filter, max_rows, batch_rows, shuffle_buffer,
         seed, shuffle,

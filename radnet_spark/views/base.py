@@ -34,9 +34,11 @@ class ViewInputs:
     config: RadnetConfig
 
     def table(self, name: str) -> DataFrame:
+        """Warehouse table ``name`` as a DataFrame."""
         return read_table(self.spark, self.warehouse, name)
 
     def table_path(self, name: str) -> str:
+        """URI of warehouse table ``name`` (for readers that stream Parquet themselves)."""
         return table_path(self.warehouse, name)
 
     def with_split(self, df: DataFrame) -> DataFrame:
@@ -89,6 +91,7 @@ class View(ABC):
 
     @property
     def embeddings_table(self) -> str:
+        """The warehouse table ``run`` writes this view's embeddings to."""
         return f"embeddings_{self.name}"
 
     @property

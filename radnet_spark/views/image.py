@@ -43,6 +43,7 @@ class ImageView(View):
     default_k = 40
 
     def fit(self, inputs: ViewInputs, folder: str) -> FittedView:
+        """Train the CAE (and PCA) on a bounded copy of the training and validation images; save it in ``folder``."""
         i, seed = inputs.config.image, inputs.config.split.seed
         images = inputs.with_split(inputs.table(self.source_table)).where(F.col("split").isin("train", "validation"))
         images = bounded_training_images(images, i, seed)
@@ -63,5 +64,6 @@ class ImageView(View):
         return FittedView(self, folder, embedder.embedding_size, {"kind": "cae", "metrics": embedder.metrics})
 
     def transform(self, fitted: FittedView, source: DataFrame, config: RadnetConfig) -> DataFrame:
+        """Embed ``images`` rows on the executors with the saved CAE."""
         return embed_dataframe(with_split(source, config.split), fitted.folder, "image",
                                batch_rows=config.image.inference_batch_rows)

@@ -28,6 +28,7 @@ class TagsView(View):
         return rows.count(), "training rows with tag features"
 
     def fit(self, inputs: ViewInputs, folder: str) -> FittedView:
+        """Train the tag embedder (``tags`` settings) on the training split of ``tag_features``; save it in ``folder``."""
         t = inputs.config.tags
         embedder = TagEmbedder(
             t.embedder, bottleneck=t.ae_bottleneck, hidden=t.ae_hidden, batch_size=t.ae_batch_size,
@@ -40,4 +41,5 @@ class TagsView(View):
         return FittedView(self, folder, embedder.embedding_size, {"kind": t.embedder, "metrics": embedder.metrics})
 
     def transform(self, fitted: FittedView, source: DataFrame, config: RadnetConfig) -> DataFrame:
+        """Embed ``tag_features`` rows on the executors with the saved embedder."""
         return embed_dataframe(source, fitted.folder, "tags", batch_rows=TAG_BATCH_ROWS)
