@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,119 @@ def test_megabyte_text_value_is_left_out_unread(tmp_path: Path) -> None:
     tags = dataset_to_tags(read_dataset(write(tmp_path, "short.dcm", part10_bytes(short)),
                                         stop_before_pixels=True, max_file_bytes=BIG))
     assert tags["TextValue"].startswith("CT glave nativno.")
+
+
+# --- tags straight from raw bytes equal tags through the dataset ----------------------------------
+
+
+def _converted_through_the_dataset(ds: Dataset) -> Dataset:
+    """Convert every loaded element the way a dataset access does (deferred values stay deferred)."""
+    for tag in list(ds.keys()):
+        if ds.get_item(tag, keep_deferred=True).value is not None:
+            with contextlib.suppress(Exception):  # a value pydicom cannot convert stays raw
+                ds[tag]  # noqa: B018 - the access converts and stores the element
+    return ds
+
+
+def _raw_bytes(ds: Dataset, implicit: bool, little: bool) -> bytes:
+    """A raw dataset (no preamble, no file meta) in the given encoding."""
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little
+    write_dataset(buffer, ds)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        sample_path(name)
+        for name in ("CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "rtplan.dcm",
+                     "ExplVR_BigEnd.dcm", "emri_small.dcm", "reportsi_with_empty_number_tags.dcm",
+                     "MR-SIEMENS-DICOM-WithOverlays.dcm", "image_dfl.dcm", "ExplVR_BigEndNoMeta.dcm")
+    ]
+    + [charset_file(name) for name in ("chrGerm.dcm", "chrX1.dcm", "chrRuss.dcm", "chrH31.dcm", "chrArab.dcm", "chrHbrw.dcm")],
+)
+def test_tags_from_raw_bytes_equal_tags_from_converted_elements(path: str) -> None:
+    fresh = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    reference = _converted_through_the_dataset(read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG))
+    assert dataset_to_tags(fresh) == dataset_to_tags(reference)
+
+
+@pytest.mark.parametrize(("implicit", "little"), [(False, True), (True, True), (False, False)])
+def test_odd_values_convert_the_same_from_raw_bytes_as_through_the_dataset(
+    tmp_path: Path, implicit: bool, little: bool
+) -> None:
+    ds = small_dataset(
+        SpecificCharacterSet="ISO_IR 100",
+        StudyDescription="Glava i vrat Öé  ",  # Latin-1, trailing spaces
+        SeriesDescription="",  # empty
+        PixelSpacing="0.5\\9.99",  # second value made invalid below
+        ImagerPixelSpacing="0.25\\0.25",
+        InstanceNumber="1234",  # made "inf " below
+        SeriesNumber="1.50",  # IS that is not an integer
+        EchoNumbers="1\\2\\3",
+        AcquisitionNumber="2.0",  # IS written as a float
+        AcquisitionMatrix=[0, 256, 192, 0],  # US, VM 4
+        SimpleFrameList=[1, 70000],  # UL, 1-n
+        TagAngleSecondAxis=-45,  # SS
+        ImagedVolumeWidth=0.1,  # FL: a float32 value
+        ReferencePixelPhysicalValueX=-1.25e-7,  # FD
+        OtherPatientNames="Horvat^Ivan\\Kovač^Ana",  # PN, several values
+        ImageComments="first line\\ not a separator in LT ",
+        ProtocolName="Mozak\x00\x00",  # trailing nulls
+        ImageType="ORIGINAL\\PRIMARY\\AXIAL",
+        SliceThickness="  3 ",
+    )
+    data = _raw_bytes(ds, implicit, little).replace(b"9.99", b"abcd").replace(b"1234", b"inf ")
+    path = write(tmp_path, "odd", data)
+    fresh = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    reference = _converted_through_the_dataset(read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG))
+    tags = dataset_to_tags(fresh)
+    assert tags == dataset_to_tags(reference)
+    assert tags["StudyDescription"] == "Glava i vrat Öé"
+    assert (tags["AcquisitionMatrix_1"], tags["SimpleFrameList_1"], tags["TagAngleSecondAxis"]) == ("256", "70000", "-45")
+    assert tags["InstanceNumber"] is None and tags["SeriesNumber"] is None
+
+
+def test_skipped_keywords_are_left_out_unconverted() -> None:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    ds = read_dataset(sample_path("CT_small.dcm"), stop_before_pixels=True, max_file_bytes=BIG)
+    tags = dataset_to_tags(ds, skip=frozenset({"StudyDate", "InstitutionName"}))
+    assert "StudyDate" not in tags and "InstitutionName" not in tags
+    assert isinstance(ds.get_item(Tag("StudyDate"), keep_deferred=True), RawDataElement)
+    assert tags["Modality"] == "CT"
+
+
+def test_elements_read_again_later_are_stored_converted_and_others_left_raw() -> None:
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.tag import Tag
+
+    ds = read_dataset(sample_path("CT_small.dcm"), stop_before_pixels=True, max_file_bytes=BIG)
+    dataset_to_tags(ds)
+    for keyword in ("Rows", "RescaleSlope", "Modality", "PatientName"):  # pixel export, name tokens
+        assert isinstance(ds.get_item(Tag(keyword), keep_deferred=True), DataElement), keyword
+    assert ds.Rows == 128 and str(ds.PatientName) == "CompressedSamples^CT1"
+    assert isinstance(ds.get_item(Tag("StudyDescription"), keep_deferred=True), RawDataElement)
+
+
+@pytest.mark.parametrize("keep_dates", [False, True])
+def test_leaving_out_what_deidentification_drops_changes_no_row(tmp_path: Path, keep_dates: bool) -> None:
+    from radnet_spark.dicom.deid import deidentify_tags
+    from radnet_spark.dicom.names import record_name_tokens
+    from radnet_spark.ingest.instance import unwritten_keywords
+    from radnet_spark.synth import DefectRates, generate_pacs
+
+    generate_pacs(tmp_path, exams=3, seed=17, defect_rates=DefectRates.none(), workers=1)
+    paths = sorted(str(p) for p in (tmp_path / "dicom").rglob("*") if p.is_file())
+    paths.append(sample_path("CT_small.dcm"))
+    for path in paths:
+        lean = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+        full = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+        lean_tags = dataset_to_tags(lean, skip=unwritten_keywords(keep_dates))
+        full_tags = dataset_to_tags(full)
+        assert len(lean_tags) < len(full_tags)
+        assert (deidentify_tags(lean_tags, salt="s", keep_dates=keep_dates)
+                == deidentify_tags(full_tags, salt="s", keep_dates=keep_dates))
+        assert record_name_tokens(lean) == record_name_tokens(full) != set()

@@ -474,3 +474,150 @@ def test_deferred_multiframe_of_a_raw_dataset_without_preamble_is_read_from_the_
     assert exported.frame_index == 1
     assert np.array_equal(exported.image, loaded.image)
     assert _pixel_value_is_still_deferred(header)
+
+
+# --- the lookup-table path gives the float formula's bytes ----------------------------------------
+
+
+def _formula(stored: np.ndarray, slope: float, intercept: float, center: float, width: float,
+             invert: bool) -> np.ndarray:
+    """The window written out in float64, independent of the module: the reference."""
+    modality = stored.astype(np.float64) * slope + intercept
+    scaled = (modality - (center - width / 2.0)) / width * 255.0
+    image = np.floor(np.clip(scaled, 0.0, 255.0) + 0.5).astype(np.uint8)
+    return 255 - image if invert else image
+
+
+def _corrected(raw: np.ndarray, unused_bits: int) -> np.ndarray:
+    """What pydicom's decoder returns for raw native values: unused high bits cleared or sign-extended."""
+    values = raw.astype(raw.dtype.newbyteorder("="))
+    return (values << unused_bits) >> unused_bits if unused_bits else values
+
+
+def _every_value(dtype: str) -> np.ndarray:
+    """Every bit pattern of a 1- or 2-byte dtype, as a (rows, 256) frame."""
+    kind = np.dtype(dtype)
+    patterns = np.arange(1 << (8 * kind.itemsize), dtype=f"u{kind.itemsize}")
+    return patterns.view(kind.newbyteorder("=")).astype(kind).reshape(-1, 256)
+
+
+@pytest.mark.parametrize("dtype", ["|u1", "|i1", "<u2", "<i2", ">u2", ">i2"])
+@pytest.mark.parametrize("unused_bits", [0, 4])
+@pytest.mark.parametrize(
+    ("slope", "intercept", "center", "width"),
+    [
+        (1.0, 0.0, 40.0, 400.0),
+        (1.0, -1024.0, -600.0, 1500.0),  # CT lung
+        (0.5, 3.25, 127.5, 255.0),
+        (-2.0, 100.0, 0.0, 1.0),  # negative slope, window one unit wide
+        (1.0, 0.0, 0.5, 1e-3),  # a step between two stored values
+        (3.7, -11.1, 1e6, 2.0),  # everything below the window
+    ],
+)
+@pytest.mark.parametrize("invert", [False, True])
+def test_lookup_table_equals_the_float_formula_for_every_stored_value(
+    dtype: str, unused_bits: int, slope: float, intercept: float, center: float, width: float, invert: bool
+) -> None:
+    import radnet_spark.dicom.pixels as pixels
+
+    frame = _every_value(dtype)
+    expected = _formula(_corrected(frame, unused_bits), slope, intercept, center, width, invert)
+    image, *_ = pixels._window_frame(frame, (slope, intercept), [(center, width)], True,
+                                     invert=invert, unused_bits=unused_bits)
+    assert image.dtype == np.uint8
+    assert np.array_equal(image, expected)
+
+
+def test_window_edges_and_half_way_values_match_the_formula() -> None:
+    import radnet_spark.dicom.pixels as pixels
+
+    # c = 100, w = 200: L = 0 -> 0, U = 200 -> 255, x = 100 -> 127.5 rounds up to 128.
+    frame = np.array([[0, 1, 99, 100, 101, 199, 200, 201]], dtype=np.uint16)
+    image, *_ = pixels._window_frame(frame, (1.0, 0.0), [(100.0, 200.0)], True)
+    assert image.tolist() == [[0, 1, 126, 128, 129, 254, 255, 255]]
+    assert np.array_equal(image, _formula(frame, 1.0, 0.0, 100.0, 200.0, False))
+
+
+@pytest.mark.parametrize("dtype", ["|u1", "<u2", "<i2", ">i2"])
+@pytest.mark.parametrize("unused_bits", [0, 3])
+@pytest.mark.parametrize(("slope", "intercept"), [(1.0, 0.0), (1.0, -1024.0), (0.37, 12.5), (-1.5, 7.0)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (3, 5), (97, 61), (256, 256)])
+def test_estimated_window_from_the_histogram_equals_numpy_percentiles(
+    dtype: str, unused_bits: int, slope: float, intercept: float, shape: tuple[int, int]
+) -> None:
+    import radnet_spark.dicom.pixels as pixels
+
+    kind = np.dtype(dtype)
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1] + unused_bits)
+    info = np.iinfo(kind)
+    frame = rng.integers(info.min, info.max, shape, endpoint=True).astype(kind)
+    frame[: shape[0] // 2] = frame.flat[0]  # ties, as in real images
+    reference = pixels.estimate_window(_corrected(frame, unused_bits).astype(np.float64) * slope + intercept)
+    image, center, width, source = pixels._window_frame(frame, (slope, intercept), [], True,
+                                                        unused_bits=unused_bits)
+    assert source == "estimated"
+    assert (center, width) == reference  # bit for bit, not approximately
+    assert np.array_equal(image, _formula(_corrected(frame, unused_bits), slope, intercept, *reference, False))
+
+
+def test_estimated_window_of_a_constant_frame_matches_the_reference() -> None:
+    import radnet_spark.dicom.pixels as pixels
+
+    frame = np.full((16, 16), 300, dtype=np.uint16)
+    _, center, width, _ = pixels._window_frame(frame, (1.0, -1024.0), [], True)
+    assert (center, width) == pixels.estimate_window(frame.astype(np.float64) - 1024.0) == (-723.5, 1.0)
+
+
+def test_frames_without_a_lookup_table_use_the_float_formula() -> None:
+    import radnet_spark.dicom.pixels as pixels
+
+    for frame in (np.arange(64, dtype=np.int32).reshape(8, 8) * 1000, np.linspace(-1, 1, 64).reshape(8, 8)):
+        image, *_ = pixels._window_frame(frame, (2.0, 5.0), [(10.0, 50.0)], True, invert=True)
+        assert np.array_equal(image, _formula(frame, 2.0, 5.0, 10.0, 50.0, True))
+
+
+@pytest.mark.parametrize(("bits_stored", "representation", "photometric"), [
+    (12, 0, "MONOCHROME2"), (12, 1, "MONOCHROME2"), (16, 1, "MONOCHROME1"), (10, 1, "MONOCHROME1"),
+])
+@pytest.mark.parametrize("deferred", [True, False])
+def test_native_frames_read_directly_equal_pydicom_decoding_and_the_formula(
+    tmp_path, bits_stored: int, representation: int, photometric: str, deferred: bool
+) -> None:
+    """Garbage in the unused high bits: pydicom's decoder corrects them, and so must the direct read."""
+    rng = np.random.default_rng(bits_stored + representation)
+    raw = rng.integers(0, 1 << 16, (3, 40, 48)).astype(np.uint16)
+    ds = synthetic(raw, BitsStored=bits_stored, HighBit=bits_stored - 1, PixelRepresentation=representation,
+                   PhotometricInterpretation=photometric, RescaleSlope="1.5", RescaleIntercept="-100",
+                   WindowCenter="50", WindowWidth="900")
+    path = _save(ds, tmp_path / "garbage_bits.dcm")
+    header = read_dataset(path, stop_before_pixels=deferred, max_file_bytes=10**9)
+    exported = export_8bit(header, PixelPolicy(image_size=48))
+    decoded = read_dataset(path, stop_before_pixels=False, max_file_bytes=10**9).pixel_array[exported.frame_index]
+    expected = _formula(decoded, 1.5, -100.0, 50.0, 900.0, photometric == "MONOCHROME1")
+    assert np.array_equal(exported.image[4:44], expected)  # 40 × 48 sits centred in 48 × 48, no resize
+    assert exported.image[:4].max() == 0 and exported.image[44:].max() == 0
+
+
+def test_compressed_frames_go_through_the_lookup_table_with_the_formula_s_bytes(tmp_path) -> None:
+    from pydicom.uid import RLELossless
+
+    rng = np.random.default_rng(5)
+    stored = rng.integers(0, 4096, (64, 64)).astype(np.uint16)
+    ds = synthetic(stored, BitsStored=12, HighBit=11, WindowCenter="2000", WindowWidth="3000")
+    ds.compress(RLELossless, generate_instance_uid=False)
+    path = _save(ds, tmp_path / "rle12.dcm", RLELossless)
+    exported = export_8bit(read_dataset(path, stop_before_pixels=True, max_file_bytes=10**9),
+                           PixelPolicy(image_size=64))
+    assert np.array_equal(exported.image, _formula(stored, 1.0, 0.0, 2000.0, 3000.0, False))
+
+
+def test_value_policy_from_the_histogram_equals_the_array_version() -> None:
+    import radnet_spark.dicom.pixels as pixels
+
+    rng = np.random.default_rng(11)
+    for maximum in (0, 1, 63, 64, 100, 255):
+        for distinct in (1, 5, 13, 40):
+            image = rng.integers(0, maximum + 1, (32, 32)).astype(np.uint8) % max(1, distinct)
+            counts = np.bincount(image.ravel(), minlength=256).tolist()
+            for ratio in (0.0, 0.1, 0.2):
+                assert pixels._value_policy_from_histogram(counts, 64, ratio) == value_policy_reason(image, 64, ratio)

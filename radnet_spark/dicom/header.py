@@ -33,6 +33,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -45,10 +46,12 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import pydicom
-from pydicom.datadict import dictionary_VM, keyword_for_tag
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.hooks import raw_element_value as _DEFAULT_RAW_ELEMENT_VALUE
+from pydicom.hooks import raw_element_vr as _DEFAULT_RAW_ELEMENT_VR
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
@@ -471,7 +474,39 @@ def _format_value(value: Any, vr: str | None) -> str | None:
     return text
 
 
-def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
+_DIRECT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI",  # default repertoire
+     "SH", "LO", "ST", "LT", "UC", "UT", "PN",  # SpecificCharacterSet
+     "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"}  # binary numbers
+)
+"""VRs whose raw bytes :func:`dataset_to_tags` converts with pydicom's value converter alone."""
+_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+_READ_AGAIN_TAGS = frozenset({Tag("Modality")})
+"""Besides group 0028 and PN values: read again after the tags (pixel export, name tokens), so the
+converted element is stored back into the dataset."""
+_IMAGE_PIXEL_GROUP = 0x0028
+_LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+"""pydicom's value hook fixes the first value of these: left to the dataset path."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag_entry(tag: int) -> tuple[str, str, str | None]:
+    """(keyword, dictionary VM, dictionary VR) of a public tag; ``""`` keyword when unknown."""
+    keyword = keyword_for_tag(tag)
+    if not keyword:
+        return "", "1", None
+    try:
+        vm = dictionary_VM(tag)
+    except KeyError:
+        vm = "1"
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        vr = None
+    return keyword, vm, vr
+
+
+def dataset_to_tags(ds: Dataset, skip: frozenset[str] = frozenset()) -> dict[str, str | None]:
     """Flatten a dataset's top-level attributes into a ``keyword -> string`` dictionary.
 
     Keeps every top-level, public, non-pixel, non-sequence, non-binary element that has a keyword.
@@ -484,14 +519,36 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
     None instead of failing the record; an element with an unknown VR code is read by pydicom as
     ``UN`` (binary) and left out.
 
+    Speed: an element still in its raw form with a plain VR (strings, text, person names, binary
+    numbers) is converted by pydicom's own value converter (``pydicom.values.convert_value``, where a
+    dataset access ends up) straight from its bytes, so the value is the one the dataset would
+    return, without the dataset's per-element machinery. Elements read again later (group 0028 and
+    Modality by the pixel export, person names by the name scrubber) are stored back as the element
+    the dataset would have stored, so nothing is converted twice. Everything else (ambiguous VRs,
+    LUT descriptors, deferred values, values a converter refuses, customised pydicom hooks) goes
+    through the dataset as before.
+
     Args:
         ds: A dataset from :func:`read_dataset` (pixel data may or may not be loaded).
+        skip: Keywords to leave out without converting their values (e.g. what de-identification
+            would drop anyway).
 
     Returns:
         A dictionary with string values, None for empty or invalid ones. No identifying attribute
         has been removed yet: pass the result through
         :func:`radnet_spark.dicom.deid.deidentify_tags` before writing it anywhere.
     """
+    from pydicom import config
+    from pydicom.hooks import hooks
+    from pydicom.values import convert_value
+
+    direct = (
+        config.data_element_callback is None
+        and hooks.raw_element_vr is _DEFAULT_RAW_ELEMENT_VR
+        and hooks.raw_element_value is _DEFAULT_RAW_ELEMENT_VALUE
+        and not hooks.raw_element_kwargs
+    )
+    encodings = ds.original_character_set or None  # None: text VRs go through the dataset
     tags: dict[str, str | None] = {}
     with quiet_pydicom():
         for tag in list(ds.keys()):
@@ -499,8 +556,8 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
                 tag = Tag(tag)
             if tag.is_private or tag in _PIXEL_TAGS or tag.element == 0x0000:
                 continue
-            keyword = keyword_for_tag(tag)
-            if not keyword:
+            keyword, vm, dictionary_vr = _tag_entry(tag)
+            if not keyword or keyword in skip:
                 continue
             try:
                 raw = ds.get_item(tag, keep_deferred=True)
@@ -509,12 +566,28 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
                 raw, raw_vr = None, None
             if raw_vr == "SQ" or raw_vr in _BINARY_VRS:
                 continue
-            if (
-                isinstance(raw, RawDataElement)
-                and raw.length != _UNDEFINED_LENGTH
-                and raw.length > MAX_TAG_VALUE_BYTES
-            ):
-                continue  # a 64 KiB value is no tag feature; left unread, it costs no memory
+            if isinstance(raw, RawDataElement):
+                if raw.length != _UNDEFINED_LENGTH and raw.length > MAX_TAG_VALUE_BYTES:
+                    continue  # a 64 KiB value is no tag feature; left unread, it costs no memory
+                vr = raw_vr or dictionary_vr
+                if (
+                    direct
+                    and raw.value is not None
+                    and vr in _DIRECT_VRS
+                    and (encodings is not None or vr not in _CHARSET_VRS)
+                    and tag not in _LUT_DESCRIPTOR_TAGS
+                ):
+                    try:
+                        value = convert_value(vr, raw, encodings)
+                    except Exception:  # noqa: BLE001 - the dataset path decides what a failure gives
+                        pass
+                    else:
+                        if vr == "PN" or tag.group == _IMAGE_PIXEL_GROUP or tag in _READ_AGAIN_TAGS:
+                            # What ``ds[tag]`` would have stored (convert_raw_data_element's element).
+                            ds[tag] = DataElement(tag, vr, value, raw.value_tell,
+                                                  raw.length == _UNDEFINED_LENGTH, already_converted=True)
+                        _add_value(tags, keyword, vm, value, vr)
+                        continue
             try:
                 elem = ds[tag]
                 value = elem.value
@@ -523,16 +596,12 @@ def dataset_to_tags(ds: Dataset) -> dict[str, str | None]:
                 continue
             if elem.VR == "SQ" or elem.VR in _BINARY_VRS:
                 continue
-            _add_value(tags, keyword, tag, value, elem.VR)
+            _add_value(tags, keyword, vm, value, elem.VR)
     return tags
 
 
-def _add_value(tags: dict[str, str | None], keyword: str, tag: BaseTag, value: Any, vr: str | None) -> None:
+def _add_value(tags: dict[str, str | None], keyword: str, vm: str, value: Any, vr: str | None) -> None:
     """Store one element's value, split into ``Keyword_i`` columns when it is multi-valued."""
-    try:
-        vm = dictionary_VM(tag)
-    except KeyError:
-        vm = "1"
     multi = isinstance(value, MultiValue | list | tuple)
     if not multi and vm == "1":
         try:

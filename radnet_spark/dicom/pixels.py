@@ -13,6 +13,16 @@ paper). Colour images (RGB, YBR_*, PALETTE COLOR) have no window: they are conve
 luminance (ITU-R BT.601 weights), and their stored range is scaled to 8 bits; their
 ``window_source`` is ``"none"``.
 
+Speed: integer frames of at most 16 bits never go through floating point per pixel. Every value
+such a frame can hold (2^8 or 2^16 bit patterns, unused high bits corrected as pydicom's decoder
+does) is rescaled and windowed once with the same float64 formula, MONOCHROME1 inversion included,
+into a 256- or 65,536-entry lookup table cached per (dtype, unused bits, rescale, window, inversion);
+the frame is then one ``np.take`` through it, byte for byte what the formula gives on the frame.
+An estimated window comes from the frame's histogram over the same table domain (the percentiles
+NumPy's linear method would compute on the rescaled values). Native frames are read from the file
+(or the loaded value) straight into an array, without pydicom's decoder; the value policy reads
+the 8-bit histogram that the resize's PIL image computes anyway.
+
 Memory: the declared size (Rows × Columns × NumberOfFrames × SamplesPerPixel × bytes per sample)
 is checked against ``max_pixel_bytes`` before any pixel byte is read. When the header read deferred
 the pixel data (``read_dataset(..., stop_before_pixels=True)``), the pixel value is never loaded as a
@@ -27,6 +37,7 @@ Every function except :func:`export_8bit` is pure and works on NumPy arrays.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -208,10 +219,7 @@ def estimate_window(
         (centre, width) with width > 0.
     """
     lo, hi = np.percentile(values, [low, high], overwrite_input=overwrite_input)
-    lo, hi = float(lo), float(hi)
-    if hi <= lo:
-        return lo + 0.5, 1.0
-    return (lo + hi) / 2.0, hi - lo
+    return _window_from_percentiles(float(lo), float(hi))
 
 
 def apply_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -244,12 +252,20 @@ def value_policy_reason(
     Returns:
         ``value_policy_max``, ``value_policy_distinct`` or None.
     """
-    maximum = int(image.max()) if image.size else 0
+    counts = np.bincount(image.ravel(), minlength=256) if image.size else np.zeros(256, dtype=np.intp)
+    return _value_policy_from_histogram(counts, min_max_value, min_distinct_ratio)
+
+
+def _value_policy_from_histogram(
+    counts: Any, min_max_value: int, min_distinct_ratio: float
+) -> RejectReason | None:
+    """:func:`value_policy_reason` from the image's 256-bin histogram (a sequence of counts)."""
+    present = np.flatnonzero(np.asarray(counts))
+    maximum = int(present[-1]) if present.size else 0
     if maximum < min_max_value or maximum <= 0:
         return RejectReason.VALUE_POLICY_MAX
     bits = int(math.floor(math.log2(maximum))) + 1
-    distinct = int(np.count_nonzero(np.bincount(image.ravel(), minlength=256)))
-    if distinct / (2**bits - 1) <= min_distinct_ratio:
+    if present.size / (2**bits - 1) <= min_distinct_ratio:
         return RejectReason.VALUE_POLICY_DISTINCT
     return None
 
@@ -273,16 +289,21 @@ def resize_and_pad(image: np.ndarray, size: int) -> np.ndarray:
     """
     from PIL import Image
 
-    rows, columns = image.shape
+    return _resize_and_pad_image(Image.fromarray(image), size)
+
+
+def _resize_and_pad_image(picture: Any, size: int) -> np.ndarray:
+    """:func:`resize_and_pad` of an 8-bit PIL image (mode ``L``); the padding is pasted by PIL."""
+    from PIL import Image
+
+    columns, rows = picture.size
     scale = size / max(rows, columns)
     new_rows = min(size, max(1, round(rows * scale)))
     new_columns = min(size, max(1, round(columns * scale)))
-    resized = np.asarray(Image.fromarray(image).resize((new_columns, new_rows), Image.BILINEAR))
-    out = np.zeros((size, size), dtype=np.uint8)
-    top = (size - new_rows) // 2
-    left = (size - new_columns) // 2
-    out[top : top + new_rows, left : left + new_columns] = resized
-    return out
+    square = Image.new("L", (size, size), 0)
+    square.paste(picture.resize((new_columns, new_rows), Image.BILINEAR),
+                 ((size - new_columns) // 2, (size - new_rows) // 2))
+    return np.array(square)  # a writeable copy (16 KiB at the default size)
 
 
 def to_luminance(rgb: np.ndarray) -> np.ndarray:
@@ -344,10 +365,197 @@ def _rescale_and_window(
     return out
 
 
+_LUT_CACHE_SIZE = 64
+"""Lookup tables kept per process (64 KiB each for 16-bit frames): a series shares one window."""
+_PERCENTILES = (0.5, 99.5)
+"""Percentiles that bound an estimated window (see :func:`estimate_window`)."""
+
+
+def _lut_dtype(frame: np.ndarray) -> str | None:
+    """The native-order dtype string of a frame the lookup table handles (8- or 16-bit integers), else None."""
+    dtype = frame.dtype
+    if dtype.kind in "ui" and dtype.itemsize in (1, 2):
+        return dtype.newbyteorder("=").str
+    return None
+
+
+def _lut_index(frame: np.ndarray) -> np.ndarray:
+    """A view of the frame's bit patterns as unsigned integers: the positions in its lookup table."""
+    return frame.view(np.dtype(f"u{frame.dtype.itemsize}").newbyteorder(frame.dtype.byteorder))
+
+
+@functools.lru_cache(maxsize=8)
+def _lut_domain(dtype: str, unused_bits: int) -> np.ndarray:
+    """The value of every bit pattern of ``dtype``, as pydicom's decoder returns it.
+
+    Args:
+        dtype: Native-order integer dtype of 1 or 2 bytes (``"|u1"``, ``"<i2"``, …).
+        unused_bits: BitsAllocated − BitsStored when the high bits still need clearing (unsigned) or
+            sign extension (signed), as pydicom's ``correct_unused_bits`` does; 0 when already done.
+
+    Returns:
+        Read-only array of 2^8 or 2^16 values; entry ``p`` is the value of bit pattern ``p``.
+    """
+    kind = np.dtype(dtype)
+    values = np.arange(1 << (8 * kind.itemsize), dtype=f"u{kind.itemsize}").view(kind)
+    if unused_bits:
+        np.left_shift(values, unused_bits, out=values)
+        np.right_shift(values, unused_bits, out=values)
+    values.flags.writeable = False
+    return values
+
+
+@functools.lru_cache(maxsize=8)
+def _lut_domain_order(dtype: str, unused_bits: int) -> np.ndarray:
+    """Bit patterns of :func:`_lut_domain` sorted by their value (ascending)."""
+    order = np.argsort(_lut_domain(dtype, unused_bits), kind="stable")
+    order.flags.writeable = False
+    return order
+
+
+@functools.lru_cache(maxsize=16)
+def _lut_modality(dtype: str, unused_bits: int, slope: float, intercept: float) -> np.ndarray:
+    """:func:`apply_rescale` of every value of :func:`_lut_domain` (float64, read-only)."""
+    values = apply_rescale(_lut_domain(dtype, unused_bits), slope, intercept)
+    values.flags.writeable = False
+    return values
+
+
+@functools.lru_cache(maxsize=_LUT_CACHE_SIZE)
+def _window_lut(
+    dtype: str, unused_bits: int, slope: float, intercept: float, center: float, width: float, invert: bool
+) -> np.ndarray:
+    """The 8-bit output for every bit pattern: the reference formula applied once per possible value.
+
+    ``apply_window(apply_rescale(x, slope, intercept), center, width)`` (inverted for MONOCHROME1)
+    is element-wise, so looking a frame's values up in this table gives the same bytes as computing
+    the formula on the frame.
+    """
+    lut = apply_window(_lut_modality(dtype, unused_bits, slope, intercept), center, width)
+    if invert:
+        np.subtract(255, lut, out=lut)
+    lut.flags.writeable = False
+    return lut
+
+
+def _look_up(lut: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``lut[index]`` over blocks of rows (the gather's integer temporaries stay bounded)."""
+    out = np.empty(index.shape, dtype=np.uint8)
+    if index.ndim == 0 or index.shape[0] == 0:
+        return lut[index].astype(np.uint8)
+    step = max(1, WINDOW_BLOCK_PIXELS // max(1, index.size // index.shape[0]))
+    for start in range(0, index.shape[0], step):
+        # Every index is a bit pattern of the table's width, so "clip" never clips; it only spares
+        # np.take the buffered copy that mode="raise" makes when ``out`` is given.
+        np.take(lut, index[start : start + step], out=out[start : start + step], mode="clip")
+    return out
+
+
+def _numpy_linear_percentile(order_statistic: Any, count: int, percentile: float) -> float:
+    """``np.percentile(values, percentile)`` (method "linear") from the values' order statistics.
+
+    The same float64 operations as NumPy's implementation, so the result is bit for bit the same.
+
+    Args:
+        order_statistic: ``k -> k-th smallest value`` (0-based) of the ``count`` values.
+        count: Number of values (> 0).
+        percentile: In [0, 100].
+
+    Returns:
+        The percentile.
+    """
+    virtual = (count - 1) * (percentile / 100)
+    if virtual >= count - 1:
+        return float(order_statistic(count - 1))
+    previous = math.floor(virtual)
+    below, above = float(order_statistic(previous)), float(order_statistic(previous + 1))
+    gamma = virtual - previous
+    difference = above - below
+    if gamma >= 0.5:
+        return above - difference * (1 - gamma)
+    return below + difference * gamma
+
+
+def _estimate_window_from_index(
+    index: np.ndarray, dtype: str, unused_bits: int, rescale: tuple[float, float]
+) -> tuple[float, float]:
+    """:func:`estimate_window` of the rescaled frame, from a histogram of its bit patterns.
+
+    Rescaling is monotonic (increasing for a positive slope, decreasing for a negative one), so the
+    k-th smallest rescaled value is the rescaled k-th smallest (or largest) stored value.
+    """
+    modality = _lut_modality(dtype, unused_bits, *rescale)
+    order = _lut_domain_order(dtype, unused_bits)
+    if rescale[0] < 0:
+        order = order[::-1]
+    counts = np.zeros(modality.size, dtype=np.int64)
+    step = max(1, WINDOW_BLOCK_PIXELS // max(1, index.size // max(1, index.shape[0])))
+    for start in range(0, index.shape[0], step):
+        counts += np.bincount(index[start : start + step].ravel(), minlength=modality.size)
+    cumulative = np.cumsum(counts[order])
+
+    def order_statistic(k: int) -> float:
+        return modality[order[int(np.searchsorted(cumulative, k, side="right"))]]
+
+    low, high = (_numpy_linear_percentile(order_statistic, index.size, q) for q in _PERCENTILES)
+    return _window_from_percentiles(low, high)
+
+
+def _window_from_percentiles(low: float, high: float) -> tuple[float, float]:
+    if high <= low:
+        return low + 0.5, 1.0
+    return (low + high) / 2.0, high - low
+
+
 def _window_frame(
+    frame: np.ndarray,
+    rescale: tuple[float, float],
+    pairs: list[tuple[float, float]],
+    estimate: bool,
+    *,
+    invert: bool = False,
+    unused_bits: int = 0,
+) -> tuple[np.ndarray, float, float, str]:
+    """Window one frame: the first DICOM pair giving a non-constant image, else the first pair.
+
+    Args:
+        frame: Decoded (or raw native) monochrome frame.
+        rescale: (slope, intercept).
+        pairs: Valid (centre, width) pairs in order.
+        estimate: Estimate a window when there is no pair (else reject ``no_window``).
+        invert: MONOCHROME1: return ``255 − image``.
+        unused_bits: High bits of a raw integer frame still to correct (see :func:`_lut_domain`).
+
+    Returns:
+        (8-bit image, centre, width, window source).
+    """
+    dtype = _lut_dtype(frame)
+    if dtype is None:
+        if unused_bits:
+            raise ValueError("Only 8- and 16-bit integer frames can carry uncorrected high bits.")
+        image, center, width, source = _window_frame_by_formula(frame, rescale, pairs, estimate)
+        return (255 - image if invert else image), center, width, source
+    index = _lut_index(frame)
+    first: np.ndarray | None = None
+    for center, width in pairs:
+        image = _look_up(_window_lut(dtype, unused_bits, *rescale, center, width, invert), index)
+        if image.max() != image.min():
+            return image, center, width, "dicom"
+        first = image if first is None else first
+    if pairs:
+        center, width = pairs[0]
+        return first, center, width, "dicom"
+    if not estimate:
+        raise RecordRejected(RejectReason.NO_WINDOW, "The dataset has no valid WindowCenter/WindowWidth.")
+    center, width = _estimate_window_from_index(index, dtype, unused_bits, rescale)
+    image = _look_up(_window_lut(dtype, unused_bits, *rescale, center, width, invert), index)
+    return image, center, width, "estimated"
+
+
+def _window_frame_by_formula(
     frame: np.ndarray, rescale: tuple[float, float], pairs: list[tuple[float, float]], estimate: bool
 ) -> tuple[np.ndarray, float, float, str]:
-    """Window one frame: the first DICOM pair giving a non-constant image, else the first pair."""
+    """:func:`_window_frame` computed in float64 (frames of floats or of 32/64-bit integers)."""
     first: np.ndarray | None = None
     for center, width in pairs:
         image = _rescale_and_window(frame, rescale, center, width)
@@ -377,13 +585,13 @@ def _frame_to_8bit(
     pairs: list[tuple[float, float]],
     policy: PixelPolicy,
     bits_stored: int,
+    unused_bits: int = 0,
 ) -> tuple[np.ndarray, float | None, float | None, str]:
     """One decoded frame to an unresized 8-bit image plus the window used."""
     if photometric in MONOCHROME:
-        image, center, width, source = _window_frame(frame, rescale, pairs, policy.estimate_missing_window)
-        if photometric == "MONOCHROME1":  # low values are white: invert to the usual display
-            image = 255 - image
-        return image, center, width, source
+        # MONOCHROME1: low values are white, inverted to the usual display.
+        return _window_frame(frame, rescale, pairs, policy.estimate_missing_window,
+                             invert=photometric == "MONOCHROME1", unused_bits=unused_bits)
     if photometric == PALETTE:
         from pydicom.pixels import apply_color_lut
 
@@ -507,8 +715,8 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
 
     with source:
         return _export_first_passing_frame(
-            ds, source, decoder, syntax, native, photometric, rows, columns, frames, bits_stored, rescale,
-            pairs, min_ratio, policy,
+            ds, source, decoder, syntax, native, photometric, rows, columns, frames, bits_allocated,
+            bits_stored, rescale, pairs, min_ratio, policy,
         )
 
 
@@ -575,6 +783,73 @@ class _PixelSource:
         self._handle.seek(self.offset)
         return decoder.as_array(self._handle, index=index, **options)
 
+    def native_frame(self, index: int, layout: _NativeLayout, rows: int, columns: int) -> np.ndarray:
+        """Native frame ``index`` as stored (read-only array), read alone from the file or the value.
+
+        Raises:
+            ValueError: The pixel data ends before the frame does.
+        """
+        count = rows * columns
+        size = count * layout.dtype.itemsize
+        start = index * size
+        if self._handle is None:
+            value = self.ds[self.keyword].value
+            if len(value) < start + size:
+                raise ValueError("The pixel data ends before the frame does.")
+            return np.frombuffer(value, dtype=layout.dtype, count=count, offset=start).reshape(rows, columns)
+        self._handle.seek(self.offset + start)
+        data = self._handle.read(size)
+        if len(data) < size:
+            raise ValueError("The pixel data ends before the frame does.")
+        return np.frombuffer(data, dtype=layout.dtype).reshape(rows, columns)
+
+
+@dataclass(frozen=True)
+class _NativeLayout:
+    """How a native monochrome frame is stored, for reading it without pydicom's decoder.
+
+    Attributes:
+        dtype: Stored integer type with the dataset's byte order.
+        unused_bits: BitsAllocated − BitsStored (high bits pydicom's decoder would correct).
+    """
+
+    dtype: np.dtype
+    unused_bits: int
+
+
+def _native_layout(
+    ds: Dataset, syntax: UID, source: _PixelSource, photometric: str, rows: int, columns: int,
+    bits_allocated: int,
+) -> _NativeLayout | None:
+    """The layout of a native frame this module reads itself, or None to leave it to pydicom's decoder.
+
+    Only the plain case qualifies, where reading the bytes gives exactly what pydicom's native
+    decoder returns before its unused-bit correction (which the lookup table then applies): a
+    single-sample MONOCHROME1/2 ``PixelData`` of 8 or 16 bits with every attribute pydicom's decoder
+    validates present and valid. Anything else (odd attribute values the decoder would reject, 8-bit
+    OW data in big endian, colour, bit-packed) keeps the decoder and its errors.
+    """
+    if source.keyword != "PixelData" or bits_allocated not in (8, 16):
+        return None
+    if not (0 < rows <= 0xFFFF and 0 < columns <= 0xFFFF):
+        return None
+    try:
+        values = {keyword: ds[keyword].value for keyword in (
+            "SamplesPerPixel", "PhotometricInterpretation", "BitsStored", "PixelRepresentation")}
+    except KeyError:
+        return None
+    if values["SamplesPerPixel"] != 1 or values["PhotometricInterpretation"] != photometric:
+        return None
+    bits_stored, representation = values["BitsStored"], values["PixelRepresentation"]
+    if not isinstance(bits_stored, int) or not 1 <= bits_stored <= bits_allocated or representation not in (0, 1):
+        return None
+    little = syntax.is_little_endian
+    if not little and bits_allocated == 8 and source.vr == "OW":
+        return None  # pydicom swaps byte pairs of 8-bit OW data in big endian
+    kind = f"{'ui'[representation]}{bits_allocated // 8}"
+    dtype = np.dtype(kind).newbyteorder("<" if little else ">")
+    return _NativeLayout(dtype=dtype, unused_bits=bits_allocated - bits_stored)
+
 
 def _export_first_passing_frame(
     ds: Dataset,
@@ -586,6 +861,7 @@ def _export_first_passing_frame(
     rows: int,
     columns: int,
     frames: int,
+    bits_allocated: int,
     bits_stored: int,
     rescale: tuple[float, float],
     pairs: list[tuple[float, float]],
@@ -593,10 +869,16 @@ def _export_first_passing_frame(
     policy: PixelPolicy,
 ) -> ExportedImage:
     """Decode frames one at a time until one passes the value policy; later frames are never read."""
+    from PIL import Image
+
+    layout = _native_layout(ds, syntax, source, photometric, rows, columns, bits_allocated) if native else None
     first_reason: RejectReason | None = None
     for index in range(frames):
         try:
-            frame, meta = source.frame(decoder, index)
+            if layout is not None:
+                frame, meta = source.native_frame(index, layout, rows, columns), {}
+            else:
+                frame, meta = source.frame(decoder, index)
         except Exception as error:  # noqa: BLE001 - plugins raise many types on bad streams
             if native:
                 raise RecordRejected(
@@ -609,12 +891,14 @@ def _export_first_passing_frame(
             ) from None
         decoded_photometric = str(meta.get("photometric_interpretation", photometric))
         image, center, width, window_source = _frame_to_8bit(
-            frame, decoded_photometric, ds, rescale, pairs, policy, bits_stored
+            frame, decoded_photometric, ds, rescale, pairs, policy, bits_stored,
+            unused_bits=layout.unused_bits if layout is not None else 0,
         )
-        reason = value_policy_reason(image, policy.min_max_value, min_ratio)
+        picture = Image.fromarray(image)  # shares the array's memory
+        reason = _value_policy_from_histogram(picture.histogram(), policy.min_max_value, min_ratio)
         if reason is None:
             return ExportedImage(
-                image=resize_and_pad(image, policy.image_size),
+                image=_resize_and_pad_image(picture, policy.image_size),
                 original_rows=rows,
                 original_columns=columns,
                 frames=frames,

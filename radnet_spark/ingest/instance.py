@@ -7,11 +7,17 @@ the record's name tokens (never the names), so the exam's diagnosis can be scrub
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
 
-from radnet_spark.dicom.deid import deidentify_tags
+from radnet_spark.dicom.deid import (
+    DATE_TIME_KEYWORDS,
+    HASHED_ID_KEYWORDS,
+    IDENTIFYING_KEYWORDS,
+    deidentify_tags,
+)
 from radnet_spark.dicom.header import (
     DEFAULT_MAX_INFLATED_BYTES,
     dataset_to_tags,
@@ -52,6 +58,32 @@ class ParseOptions:
     names_lexicon_file: str | None = None  # extra names, one per line
 
 
+@functools.cache
+def unwritten_keywords(keep_dates: bool) -> frozenset[str]:
+    """Keywords whose values :func:`deidentify_tags` drops, so they are never converted at all.
+
+    The ids it hashes (SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID, AccessionNumber) are
+    read, not dropped; patient characteristics go (``parse_file`` never keeps them). Person names
+    and sequences are still converted: :func:`record_name_tokens` finds PN values by the VR of the
+    dataset's elements, which a raw element of an implicit-VR file does not carry until converted.
+
+    Args:
+        keep_dates: The ``keep_dates`` passed to :func:`deidentify_tags`.
+
+    Returns:
+        Keywords to pass as ``skip`` to :func:`dataset_to_tags`.
+    """
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    dropped = IDENTIFYING_KEYWORDS - HASHED_ID_KEYWORDS
+    if not keep_dates:
+        dropped |= DATE_TIME_KEYWORDS
+    return frozenset(
+        keyword for keyword in dropped
+        if (tag := tag_for_keyword(keyword)) is not None and dictionary_VR(tag) not in ("PN", "SQ")
+    )
+
+
 def _reject(row: dict, stage: str, reason: str, detail: str) -> dict:
     row.update(status="rejected", stage=stage, reason=str(reason), detail=detail)
     return row
@@ -76,7 +108,7 @@ def parse_file(path: str, size: int, options: ParseOptions) -> dict:
             max_file_bytes=options.max_file_bytes,
             max_inflated_bytes=options.max_inflated_bytes,
         )
-        raw_tags = dataset_to_tags(header)
+        raw_tags = dataset_to_tags(header, skip=unwritten_keywords(options.keep_dates))
         name_tokens = record_name_tokens(header)
     except RecordRejected as rejected:
         return _reject(row, "read", rejected.reason, rejected.detail)
