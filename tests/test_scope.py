@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pydicom
 import pytest
 from pyspark.sql import functions as F
 
+from radnet_spark.cli import main
 from radnet_spark.config import load_config
 from radnet_spark.errors import PipelineError
 from radnet_spark.ingest.job import ingest
@@ -54,3 +57,40 @@ def test_a_dump_with_nothing_in_scope_stops_with_one_sentence(spark, dump, tmp_p
     config = load_config(None, ["ingest.modalities=[PT]"])
     with pytest.raises(PipelineError, match="no instance in scope.*rejects"):
         run(spark, str(dump / "dicom"), None, str(tmp_path / "warehouse"), config, models_root=str(tmp_path / "m"))
+
+
+
+def _modality(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).Modality)
+
+
+def _nm_us_dump(root: Path) -> Path:
+    """A dump of the generator's NM and US files only (exams 19, 35 and 39 of seed 31 are NM or US)."""
+    generated, dump = root / "generated", root / "nm-us"
+    for exam in (19, 35, 39):
+        generate_pacs(generated, exams=1, first_exam=exam, seed=31, defect_rates=DefectRates.none(), workers=1)
+    for path in sorted(p for p in (generated / "dicom").rglob("*") if p.is_file()):
+        if _modality(path) in ("NM", "US"):
+            target = dump / "dicom" / path.relative_to(generated / "dicom")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return dump
+
+
+def test_a_dump_of_only_nm_and_us_is_rejected_by_scope_and_run_exits_2(spark, tmp_path, capsys):
+    dump = _nm_us_dump(tmp_path)
+    assert {_modality(p) for p in (dump / "dicom").rglob("*") if p.is_file()} == {"NM", "US"}
+    warehouse = tmp_path / "warehouse"
+    args = ["run", "--dicom", str(dump / "dicom"), "--out", str(warehouse), "--models", str(tmp_path / "models"),
+            "--set", "ingest.modalities=[CT]"]
+    assert main(args) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("radnet run: error:")]
+    assert len(errors) == 1 and "has no instance in scope" in errors[0] and "ingest.modalities" in errors[0]
+
+    files = _accounted(spark, str(warehouse), dump)
+    assert {row["status"] for row in files.values()} == {"rejected"}
+    rejects = {row["path"]: row for row in read_table(spark, str(warehouse), "rejects").collect()}
+    assert set(rejects) == set(files)
+    assert {(row["stage"], row["reason"]) for row in rejects.values()} == {("scope", "modality_out_of_scope")}
+    details = {row["detail"] for row in rejects.values()}
+    assert details == {f"modality {m} is not in ingest.modalities (CT)" for m in ("NM", "US")}
