@@ -166,3 +166,14 @@ def test_each_stem_is_shown_with_its_most_frequent_written_word(spark):
         "exam_id string, diagnosis_clean string, stems array<string>",
     )
     assert surface_words(frame, {"lung", "nodul"}, "english") == {"lung": "lung", "nodul": "nodule"}
+
+
+def test_the_summary_states_what_the_pipeline_decided(spark, tmp_path):
+    labels = _warehouse(spark, tmp_path)
+    facts = {"Views used": "tags, image", "Scope": "modalities: CT, MR; files out of scope: 3 (modality_out_of_scope 3)",
+             "Instances per view combination": "tags+image 10, tags <2>"}
+    text = build_report(spark, tmp_path, labels, out_html=tmp_path / "r.html", facts=facts).read_text()
+    summary = text[text.index('<section id="summary">'):text.index("</section>", text.index('<section id="summary">'))]
+    assert "<th>Views used</th><td>tags, image</td>" in summary
+    assert "<th>Scope</th><td>modalities: CT, MR; files out of scope: 3 (modality_out_of_scope 3)</td>" in summary
+    assert "<th>Instances per view combination</th><td>tags+image 10, tags &lt;2&gt;</td>" in summary
