@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # The allowed values of every enumerated setting live in its type: `_coerce` checks them while the
 # config is loaded, so a typo fails in one sentence before Spark starts.
 # The built-in views; a view registered with `radnet_spark.views.register_view` is accepted as well.
-ViewName = Literal["tags", "image", "diagnosis", "pretrained_image"]
+ViewName = Literal["tags", "image", "diagnosis", "pretrained_image", "pretrained_text"]
 
 
 class ConfigError(ValueError):
@@ -210,8 +210,12 @@ class TrackingConfig:
 class PretrainedConfig:
     """Frozen pretrained encoders from local disk, for the pretrained views."""
 
-    # The pretrained_image view: a TorchScript image encoder on local disk (never downloaded), frozen.
-    image_model: str | None = None  # path of a torch.jit.save'd module: (N, C, S, S) float -> (N, D)
+    # Frozen encoders from local disk (never downloaded), see docs/pretrained.md.
+    # The pretrained_image view: a TorchScript or torch.export image encoder, frozen.
+    image_model: str | None = None  # a torch.jit.save'd or torch.export.save'd module: (N, C, S, S) -> (N, D)
+    # "exported" reads both formats; timm and open_clip need torchvision, which this stack leaves out:
+    # export such a model to TorchScript/torch.export first (the config says how, in one sentence).
+    image_kind: Literal["exported", "timm", "open_clip"] = "exported"
     image_input_size: int = 224
     image_channels: int = 3  # grey images are replicated to this many channels
     image_mean: list[float] = field(default_factory=lambda: [0.5])  # per channel, or one for all
@@ -219,6 +223,11 @@ class PretrainedConfig:
     image_batch_rows: int = 32
     image_pca_components: int | None = None  # reduce the pooled output like the CAE's PCA (None: keep)
     image_pca_sample_rows: int = 20_000
+    # The pretrained_text view: a sentence-transformers model folder (modules.json, config, weights,
+    # tokenizer), loaded with local files only; needs the [sentence-transformers] extra.
+    text_model: str | None = None
+    text_column: Literal["diagnosis_raw", "diagnosis_clean"] = "diagnosis_raw"  # scrubbed text, or cleaned
+    text_batch_rows: int = 32  # texts per model call (fixed-size blocks: embeddings do not depend on batching)
 
 
 @dataclass
@@ -357,6 +366,20 @@ def _check_range(ok: bool, setting: str, value: Any, rule: str) -> None:
         raise ConfigError(f"{setting} must be {rule}; got {value!r}.")
 
 
+def _check_pretrained(pretrained: PretrainedConfig) -> None:
+    """The pretrained encoders' settings; timm and open_clip models come in exported (see docs/pretrained.md)."""
+    if pretrained.image_kind != "exported":
+        package = {"timm": "timm", "open_clip": "open_clip_torch"}[pretrained.image_kind]
+        raise ConfigError(
+            f"pretrained.image_kind={pretrained.image_kind} cannot load here: {package} requires torchvision, "
+            f"which radnet-spark does not install, so export the model once with torch.jit.trace or "
+            f"torch.export on a machine that has {package} (docs/pretrained.md shows the five lines) and give "
+            f"that file as pretrained.image_model with pretrained.image_kind=exported."
+        )
+    for name in ("image_batch_rows", "text_batch_rows", "image_input_size", "image_channels"):
+        _check_range(getattr(pretrained, name) >= 1, f"pretrained.{name}", getattr(pretrained, name), "at least 1")
+
+
 def validate(config: RadnetConfig) -> RadnetConfig:
     """Check the rules a type cannot express (ranges, sums, cross-field bounds); raise ConfigError."""
     from radnet_spark.text.stemming import available_languages
@@ -389,6 +412,7 @@ def validate(config: RadnetConfig) -> RadnetConfig:
     _check_range(cluster.k_step >= 1, "cluster.k_step", cluster.k_step, "at least 1")
     _check_range(cluster.k is None or cluster.k >= 2, "cluster.k", cluster.k, "at least 2 or null (elbow)")
     _check_range(config.tags.min_fill_rate <= 1, "tags.min_fill_rate", config.tags.min_fill_rate, "at most 1")
+    _check_pretrained(config.pretrained)
     return config
 
 

@@ -10,10 +10,12 @@ from radnet_spark.views.base import FittedView, View, ViewInputs
 from radnet_spark.views.diagnosis import DiagnosisView
 from radnet_spark.views.image import ImageView
 from radnet_spark.views.pretrained_image import PretrainedImageView
+from radnet_spark.views.pretrained_text import PretrainedTextView
 from radnet_spark.views.tags import TagsView
 
 VIEWS: dict[str, View] = {
-    view.name: view for view in (TagsView(), ImageView(), DiagnosisView(), PretrainedImageView())
+    view.name: view
+    for view in (TagsView(), ImageView(), DiagnosisView(), PretrainedImageView(), PretrainedTextView())
 }
 
 

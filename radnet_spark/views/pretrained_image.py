@@ -1,7 +1,8 @@
 """The pretrained_image view: a frozen image encoder the hospital already has on disk, as TorchScript.
 
 Any network exported with ``torch.jit.save`` or ``torch.export.save`` (a RadImageNet, BiomedCLIP or RAD-DINO image tower
-traced to take ``(N, C, S, S)`` floats and return pooled ``(N, D)`` features) is used as it is: the
+traced to take ``(N, C, S, S)`` floats and return pooled ``(N, D)`` features) is used as it is; timm and
+open_clip models are exported that way first (docs/pretrained.md), since both packages need torchvision. The
 fit copies the file into the pipeline version (so ``label`` needs nothing else), measures its
 output size and, optionally, fits the same PCA as the CAE on a training sample. Nothing is trained
 and nothing is downloaded. Preprocessing — resize to ``pretrained.image_input_size``, replicate the
@@ -95,6 +96,11 @@ def _load_module(path: Path, device: torch.device) -> Any:
         return program.module().to(device)
 
 
+def _reason(error: Exception) -> str:
+    """The first 200 characters of what a library said, on one line, without the final full stop."""
+    return (" ".join(str(error).split())[:200] or type(error).__name__).rstrip(".")
+
+
 def _per_channel(values: list[float], channels: int) -> list[float]:
     values = [float(v) for v in values]
     if len(values) == 1:
@@ -118,12 +124,32 @@ class PretrainedImageView(View):
     default_k = 40
 
     def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
+        """Training rows of ``images``, once the model file loads (one sentence when it does not)."""
         model = inputs.config.pretrained.image_model
         if not model or not Path(to_local_path(model)).is_file():
             raise PipelineError(
                 f"The pretrained_image view needs pretrained.image_model, a TorchScript file on local disk; "
                 f"got {model!r}."
             )
+        try:
+            module = _load_module(Path(to_local_path(model)), torch.device("cpu"))
+        except Exception as error:  # noqa: BLE001 - whatever torch says, the file is the user's to fix
+            raise PipelineError(
+                f"pretrained.image_model {model!r} is neither a TorchScript module (torch.jit.save) nor a "
+                f"torch.export program (torch.export.save): {_reason(error)}."
+            ) from None
+        p = inputs.config.pretrained
+        # One block of the shape every executor call has: a program exported for another batch size,
+        # input size or channel count fails here, in one sentence, instead of in every task.
+        try:
+            with torch.inference_mode():
+                module(torch.zeros(p.image_batch_rows, p.image_channels, p.image_input_size, p.image_input_size))
+        except Exception as error:  # noqa: BLE001
+            raise PipelineError(
+                f"pretrained.image_model {model!r} does not take a batch of shape ({p.image_batch_rows}, "
+                f"{p.image_channels}, {p.image_input_size}, {p.image_input_size}) (pretrained.image_batch_rows, "
+                f"image_channels, image_input_size; export it with a dynamic batch dimension): {_reason(error)}."
+            ) from None
         return super().usable_rows(inputs)
 
     def fit(self, inputs: ViewInputs, folder: str) -> FittedView:
