@@ -76,7 +76,7 @@ FAST = [
 
 
 def test_an_unregistered_view_is_a_config_error_naming_the_known_views():
-    with pytest.raises(ConfigError, match="one of tags, image, diagnosis, pretrained_image; got .histogramm"):
+    with pytest.raises(ConfigError, match="one of tags, image, diagnosis, pretrained_image, pretrained_text; got .histogramm"):
         load_config(None, ["cluster.views=[tags,histogramm]"])
     with pytest.raises(ValueError, match="Unknown view 'histogramm'"):
         get_view("histogramm")
