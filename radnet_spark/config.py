@@ -213,9 +213,10 @@ class PretrainedConfig:
     # Frozen encoders from local disk (never downloaded), see docs/pretrained.md.
     # The pretrained_image view: a TorchScript or torch.export image encoder, frozen.
     image_model: str | None = None  # a torch.jit.save'd or torch.export.save'd module: (N, C, S, S) -> (N, D)
-    # "exported" reads both formats; timm and open_clip need torchvision, which this stack leaves out:
-    # export such a model to TorchScript/torch.export first (the config says how, in one sentence).
-    image_kind: Literal["exported", "timm", "open_clip"] = "exported"
+    # "exported" (TorchScript or torch.export) is the one kind that loads. A str, not a Literal: "timm"
+    # and "open_clip" are recognised only to be refused with the export route (both need torchvision,
+    # which this stack leaves out), see _check_pretrained.
+    image_kind: str = "exported"
     image_input_size: int = 224
     image_channels: int = 3  # grey images are replicated to this many channels
     image_mean: list[float] = field(default_factory=lambda: [0.5])  # per channel, or one for all
@@ -368,14 +369,17 @@ def _check_range(ok: bool, setting: str, value: Any, rule: str) -> None:
 
 def _check_pretrained(pretrained: PretrainedConfig) -> None:
     """The pretrained encoders' settings; timm and open_clip models come in exported (see docs/pretrained.md)."""
-    if pretrained.image_kind != "exported":
-        package = {"timm": "timm", "open_clip": "open_clip_torch"}[pretrained.image_kind]
+    packages = {"timm": "timm", "open_clip": "open_clip_torch"}
+    if pretrained.image_kind in packages:
+        package = packages[pretrained.image_kind]
         raise ConfigError(
             f"pretrained.image_kind={pretrained.image_kind} cannot load here: {package} requires torchvision, "
             f"which radnet-spark does not install, so export the model once with torch.jit.trace or "
             f"torch.export on a machine that has {package} (docs/pretrained.md shows the five lines) and give "
             f"that file as pretrained.image_model with pretrained.image_kind=exported."
         )
+    _check_range(pretrained.image_kind == "exported", "pretrained.image_kind", pretrained.image_kind,
+                 "exported (a TorchScript or torch.export file; timm and open_clip models are exported first)")
     for name in ("image_batch_rows", "text_batch_rows", "image_input_size", "image_channels"):
         _check_range(getattr(pretrained, name) >= 1, f"pretrained.{name}", getattr(pretrained, name), "at least 1")
 

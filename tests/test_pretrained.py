@@ -270,8 +270,23 @@ def test_a_malformed_image_model_file_is_one_sentence(spark, tmp_path):
     # torch.export fixes the batch size unless told otherwise: the view's blocks have image_batch_rows rows.
     static = tmp_path / "static.pt2"
     torch.export.save(torch.export.export(TinyEncoder().eval(), (torch.zeros(1, 3, 32, 32),)), str(static))
-    for model, message in ((broken, "is neither a TorchScript module"), (static, "does not take a batch of shape")):
+    weights = tmp_path / "weights.pth"  # what timm and open_clip checkpoints are: tensors without the network
+    torch.save(TinyEncoder().state_dict(), str(weights))
+    for model, message in ((broken, "is neither a TorchScript module"), (static, "does not take a batch of shape"),
+                           (weights, "holds weights .* not a model: export it")):
         config = load_config(None, [f"pretrained.image_model={model}", "pretrained.image_input_size=32"])
         with pytest.raises(PipelineError, match=message) as caught:
             PretrainedImageView().usable_rows(ViewInputs(spark, str(tmp_path / "warehouse"), config))
         assert "\n" not in str(caught.value)
+
+
+def test_timm_and_open_clip_kinds_are_refused_at_load_with_the_export_route():
+    from radnet_spark.config import ConfigError
+
+    for kind, package in (("timm", "timm"), ("open_clip", "open_clip_torch")):
+        with pytest.raises(ConfigError, match=f"{package} requires torchvision.*docs/pretrained.md") as caught:
+            load_config(None, [f"pretrained.image_kind={kind}"])
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match="pretrained.image_kind must be exported"):
+        load_config(None, ["pretrained.image_kind=onnx"])
+    assert load_config(None, ["pretrained.image_kind=exported"]).pretrained.image_kind == "exported"

@@ -96,6 +96,17 @@ def _load_module(path: Path, device: torch.device) -> Any:
         return program.module().to(device)
 
 
+def _is_weights_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a safetensors file or a ``torch.save``'d mapping of tensors (weights, no architecture)."""
+    if path.suffix == ".safetensors":
+        return True
+    try:
+        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not a checkpoint either
+        return False
+    return isinstance(loaded, dict)
+
+
 def _reason(error: Exception) -> str:
     """The first 200 characters of what a library said, on one line, without the final full stop."""
     return (" ".join(str(error).split())[:200] or type(error).__name__).rstrip(".")
@@ -134,6 +145,12 @@ class PretrainedImageView(View):
         try:
             module = _load_module(Path(to_local_path(model)), torch.device("cpu"))
         except Exception as error:  # noqa: BLE001 - whatever torch says, the file is the user's to fix
+            if _is_weights_checkpoint(Path(to_local_path(model))):
+                raise PipelineError(
+                    f"pretrained.image_model {model!r} holds weights (a checkpoint such as timm or open_clip "
+                    f"save), not a model: export it with its architecture to TorchScript or torch.export first, "
+                    f"as docs/pretrained.md shows."
+                ) from None
             raise PipelineError(
                 f"pretrained.image_model {model!r} is neither a TorchScript module (torch.jit.save) nor a "
                 f"torch.export program (torch.export.save): {_reason(error)}."
