@@ -290,3 +290,23 @@ def test_timm_and_open_clip_kinds_are_refused_at_load_with_the_export_route():
     with pytest.raises(ConfigError, match="pretrained.image_kind must be exported"):
         load_config(None, ["pretrained.image_kind=onnx"])
     assert load_config(None, ["pretrained.image_kind=exported"]).pretrained.image_kind == "exported"
+
+
+def test_the_documented_exports_a_traced_module_and_a_dynamic_batch_program_embed_alike(tmp_path):
+    """docs/pretrained.md exports timm/open_clip towers with torch.jit.trace or a dynamic-batch torch.export."""
+    torch.manual_seed(5)
+    tower, example = TinyEncoder().eval(), torch.zeros(2, 3, 32, 32)
+    traced, exported = tmp_path / "traced", tmp_path / "exported"
+    for folder in (traced, exported):
+        folder.mkdir()
+        (folder / PREPROCESSING_FILE).write_text(json.dumps(
+            {"input_size": 32, "channels": 3, "mean": [0.5], "std": [0.25], "batch_rows": 8}))
+    torch.jit.save(torch.jit.trace(tower, example), str(traced / MODEL_FILE))
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(tower, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(exported / MODEL_FILE))
+    images = np.random.default_rng(2).integers(0, 256, (11, 64, 64), dtype=np.uint8)
+    from_trace = PretrainedImageEncoder.load(str(traced), device="cpu").embed(images)
+    from_export = PretrainedImageEncoder.load(str(exported), device="cpu").embed(images)
+    assert from_trace.shape == from_export.shape == (11, 6)
+    np.testing.assert_allclose(from_trace, from_export, rtol=1e-5, atol=1e-6)
