@@ -310,3 +310,18 @@ def test_the_documented_exports_a_traced_module_and_a_dynamic_batch_program_embe
     from_export = PretrainedImageEncoder.load(str(exported), device="cpu").embed(images)
     assert from_trace.shape == from_export.shape == (11, 6)
     np.testing.assert_allclose(from_trace, from_export, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_with_a_default_prompt_gets_it_as_its_own_encode_does(text_model, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from radnet_spark.views.pretrained_text import PretrainedTextEncoder
+
+    prompted = SentenceTransformer(str(text_model[0]), device="cpu", local_files_only=True,
+                                   prompts={"document": "nalaz: "}, default_prompt_name="document")
+    prompted.save(str(tmp_path / "prompted"))
+    encoder = PretrainedTextEncoder.load(_fitted_text_folder(tmp_path / "prompted", tmp_path / "fitted", 4), "cpu")
+    texts = _texts(6, seed=8)
+    assert encoder.prompt == "nalaz: "
+    np.testing.assert_allclose(encoder.embed(texts), prompted.encode(texts, convert_to_numpy=True), atol=1e-5)
+    assert not np.allclose(encoder.embed(texts), text_model[1].encode(texts, convert_to_numpy=True), atol=1e-5)

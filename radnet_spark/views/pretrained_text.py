@@ -97,6 +97,9 @@ class PretrainedTextEncoder:
 
     def __init__(self, model: Any, batch_rows: int, device: torch.device) -> None:
         self.model, self.batch_rows, self.device = model, int(batch_rows), device
+        # The prompt the model's own encode() would prepend (config_sentence_transformers.json), if any.
+        default = getattr(model, "default_prompt_name", None)
+        self.prompt: str | None = (getattr(model, "prompts", None) or {}).get(default) if default else None
 
     @classmethod
     def load(cls, folder: str, device: str | None = None) -> PretrainedTextEncoder:
@@ -143,7 +146,7 @@ class PretrainedTextEncoder:
     def _token_counts(self, texts: list[str]) -> list[int] | None:
         counts: list[int] = []
         for start in range(0, len(texts), LENGTH_ROWS):
-            features = self.model.preprocess(texts[start:start + LENGTH_ROWS])
+            features = self.model.preprocess(texts[start:start + LENGTH_ROWS], prompt=self.prompt)
             mask = features.get("attention_mask")
             if not isinstance(mask, torch.Tensor):
                 return None
@@ -155,7 +158,7 @@ class PretrainedTextEncoder:
         kwargs = {} if length is None else {
             "processing_kwargs": {"text": {"padding": "max_length", "max_length": length, "truncation": True}}
         }
-        features = self.model.preprocess(texts, **kwargs)
+        features = self.model.preprocess(texts, prompt=self.prompt, **kwargs)
         mask = features.get("attention_mask")
         if length is not None and isinstance(mask, torch.Tensor) and mask.shape[1] != length:
             raise PipelineError(
