@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import re
+import struct
 import tempfile
 import warnings
 import weakref
@@ -46,6 +47,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import pydicom
+from pydicom.charset import decode_bytes
 from pydicom.datadict import dictionary_VM, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
@@ -53,13 +55,14 @@ from pydicom.errors import InvalidDicomError
 from pydicom.hooks import raw_element_value as _DEFAULT_RAW_ELEMENT_VALUE
 from pydicom.hooks import raw_element_vr as _DEFAULT_RAW_ELEMENT_VR
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import Tag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+from pydicom.valuerep import TEXT_VR_DELIMS
 
 from radnet_spark.dicom.reasons import RecordRejected, RejectReason
 from radnet_spark.storage import is_remote, open_remote
@@ -474,12 +477,12 @@ def _format_value(value: Any, vr: str | None) -> str | None:
     return text
 
 
-_DIRECT_VRS = frozenset(
+_CONVERTER_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI",  # default repertoire
      "SH", "LO", "ST", "LT", "UC", "UT", "PN",  # SpecificCharacterSet
      "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"}  # binary numbers
 )
-"""VRs whose raw bytes :func:`dataset_to_tags` converts with pydicom's value converter alone."""
+"""VRs whose raw bytes :func:`dataset_to_tags` converts without the dataset's per-element machinery."""
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _READ_AGAIN_TAGS = frozenset({Tag("Modality")})
 """Besides group 0028 and PN values: read again after the tags (pixel export, name tokens), so the
@@ -487,13 +490,26 @@ converted element is stored back into the dataset."""
 _IMAGE_PIXEL_GROUP = 0x0028
 _LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
 """pydicom's value hook fixes the first value of these: left to the dataset path."""
+_DEFAULT_ENCODING = "iso8859"
+"""pydicom's default repertoire codec (``pydicom.charset.default_encoding``)."""
+_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "TM", "UI"})
+_SPLIT_TEXT_VRS = frozenset({"SH", "LO", "UC"})
+_SINGLE_TEXT_VRS = frozenset({"ST", "LT", "UT"})
+_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
+_NUMBER_SIZES = {vr: struct.calcsize("=" + code) for vr, code in _NUMBER_FORMATS.items()}
+_NOT_WRITTEN_OUT = object()
+"""Returned by :func:`_written_out_value` when pydicom's converter must convert the element."""
 
 
 @functools.lru_cache(maxsize=4096)
 def _tag_entry(tag: int) -> tuple[str, str, str | None]:
-    """(keyword, dictionary VM, dictionary VR) of a public tag; ``""`` keyword when unknown."""
+    """(keyword, dictionary VM, dictionary VR) of a tag that can become a column; ``""`` keyword otherwise.
+
+    Private tags, pixel data, group lengths and tags without a dictionary keyword get ``""``.
+    """
+    tag = Tag(tag)
     keyword = keyword_for_tag(tag)
-    if not keyword:
+    if not keyword or tag.is_private or tag in _PIXEL_TAGS or tag.element == 0x0000:
         return "", "1", None
     try:
         vm = dictionary_VM(tag)
@@ -504,6 +520,50 @@ def _tag_entry(tag: int) -> tuple[str, str, str | None]:
     except KeyError:
         vr = None
     return keyword, vm, vr
+
+
+def _written_out_value(raw: RawDataElement, vr: str, encodings: list[str], plain_ds: bool) -> Any:
+    """What pydicom's value converter returns for ``raw`` (as str, list or number), or :data:`_NOT_WRITTEN_OUT`.
+
+    The common VRs with pydicom's own steps (``pydicom.values``): decode with the default repertoire
+    or with ``decode_bytes`` and the dataset's character sets, strip the same padding, split on
+    backslashes, unpack numbers with the element's byte order. pydicom's validation of text only
+    warns outside its RAISE reading mode, in which :func:`dataset_to_tags` does not call this.
+    Anything unusual (a DS that is no number, a length that is no multiple of the number size,
+    empty values, IS and PN, DS options) is left to pydicom's converter.
+    """
+    value = raw.value
+    if not value:
+        return _NOT_WRITTEN_OUT
+    if vr in _ASCII_VRS:
+        text = value.decode(_DEFAULT_ENCODING)
+        if vr == "AE":
+            items = [item.strip() for item in text.split("\\")]
+        else:
+            items = (text.rstrip("\0 ") if vr == "UI" else text).rstrip(" \x00").split("\\")
+            if vr == "DS":
+                if not plain_ds:
+                    return _NOT_WRITTEN_OUT
+                for index, item in enumerate(items):
+                    stripped = item.strip()
+                    if stripped:
+                        try:
+                            float(stripped)  # what DSfloat parses; its str() is the stripped text
+                        except ValueError:
+                            return _NOT_WRITTEN_OUT
+                        items[index] = stripped
+        return items[0] if len(items) == 1 else items
+    if vr in _SPLIT_TEXT_VRS:
+        items = [item.rstrip("\0 ") for item in decode_bytes(value, encodings, TEXT_VR_DELIMS).split("\\")]
+        return items[0] if len(items) == 1 else items
+    if vr in _SINGLE_TEXT_VRS:
+        return decode_bytes(value, encodings, TEXT_VR_DELIMS).rstrip("\0 ")
+    size = _NUMBER_SIZES.get(vr)
+    if size is not None and len(value) % size == 0:
+        count = len(value) // size
+        numbers = struct.unpack(f"{'><'[raw.is_little_endian]}{count}{_NUMBER_FORMATS[vr]}", value)
+        return numbers[0] if count == 1 else list(numbers)
+    return _NOT_WRITTEN_OUT
 
 
 def dataset_to_tags(ds: Dataset, skip: frozenset[str] = frozenset()) -> dict[str, str | None]:
@@ -520,13 +580,13 @@ def dataset_to_tags(ds: Dataset, skip: frozenset[str] = frozenset()) -> dict[str
     ``UN`` (binary) and left out.
 
     Speed: an element still in its raw form with a plain VR (strings, text, person names, binary
-    numbers) is converted by pydicom's own value converter (``pydicom.values.convert_value``, where a
-    dataset access ends up) straight from its bytes, so the value is the one the dataset would
-    return, without the dataset's per-element machinery. Elements read again later (group 0028 and
-    Modality by the pixel export, person names by the name scrubber) are stored back as the element
-    the dataset would have stored, so nothing is converted twice. Everything else (ambiguous VRs,
-    LUT descriptors, deferred values, values a converter refuses, customised pydicom hooks) goes
-    through the dataset as before.
+    numbers) is converted straight from its bytes, by pydicom's own steps written out for the common
+    VRs (:func:`_written_out_value`) or by its value converter (``pydicom.values.convert_value``,
+    where a dataset access ends up), without the dataset's per-element machinery; the value is the
+    one the dataset would return. Elements read again later (group 0028 and Modality by the pixel
+    export, person names by the name scrubber) are stored back as the element the dataset would have
+    stored, so nothing is converted twice. Everything else (ambiguous VRs, LUT descriptors, deferred
+    values, values a converter refuses, customised pydicom hooks) goes through the dataset as before.
 
     Args:
         ds: A dataset from :func:`read_dataset` (pixel data may or may not be loaded).
@@ -548,22 +608,19 @@ def dataset_to_tags(ds: Dataset, skip: frozenset[str] = frozenset()) -> dict[str
         and hooks.raw_element_value is _DEFAULT_RAW_ELEMENT_VALUE
         and not hooks.raw_element_kwargs
     )
-    encodings = ds.original_character_set or None  # None: text VRs go through the dataset
+    written_out = direct and config.settings.reading_validation_mode != config.RAISE
+    if config.datetime_conversion:
+        written_out = False
+    plain_ds = not (config.use_DS_decimal or config.use_DS_numpy)
+    charsets = ds.original_character_set or None  # None: text VRs go through the dataset
+    encodings = [charsets] if isinstance(charsets, str) else charsets
     tags: dict[str, str | None] = {}
     with quiet_pydicom():
-        for tag in list(ds.keys()):
-            if not isinstance(tag, BaseTag):
-                tag = Tag(tag)
-            if tag.is_private or tag in _PIXEL_TAGS or tag.element == 0x0000:
-                continue
+        for tag, raw in list(ds.items()):
             keyword, vm, dictionary_vr = _tag_entry(tag)
             if not keyword or keyword in skip:
                 continue
-            try:
-                raw = ds.get_item(tag, keep_deferred=True)
-                raw_vr = raw.VR
-            except Exception:  # noqa: BLE001
-                raw, raw_vr = None, None
+            raw_vr = getattr(raw, "VR", None)
             if raw_vr == "SQ" or raw_vr in _BINARY_VRS:
                 continue
             if isinstance(raw, RawDataElement):
@@ -573,17 +630,24 @@ def dataset_to_tags(ds: Dataset, skip: frozenset[str] = frozenset()) -> dict[str
                 if (
                     direct
                     and raw.value is not None
-                    and vr in _DIRECT_VRS
+                    and vr in _CONVERTER_VRS
                     and (encodings is not None or vr not in _CHARSET_VRS)
                     and tag not in _LUT_DESCRIPTOR_TAGS
                 ):
-                    try:
-                        value = convert_value(vr, raw, encodings)
-                    except Exception:  # noqa: BLE001 - the dataset path decides what a failure gives
-                        pass
-                    else:
-                        if vr == "PN" or tag.group == _IMAGE_PIXEL_GROUP or tag in _READ_AGAIN_TAGS:
-                            # What ``ds[tag]`` would have stored (convert_raw_data_element's element).
+                    # Elements read again are stored back with pydicom's own value types (UID, DSfloat,
+                    # …); numbers are plain ints and floats either way.
+                    store_back = vr == "PN" or tag.group == _IMAGE_PIXEL_GROUP or tag in _READ_AGAIN_TAGS
+                    value = (
+                        _written_out_value(raw, vr, encodings, plain_ds)
+                        if written_out and (not store_back or vr in _NUMBER_FORMATS) else _NOT_WRITTEN_OUT
+                    )
+                    if value is _NOT_WRITTEN_OUT:
+                        try:
+                            value = convert_value(vr, raw, encodings)
+                        except Exception:  # noqa: BLE001 - the dataset path decides what a failure gives
+                            value = _NOT_WRITTEN_OUT
+                    if value is not _NOT_WRITTEN_OUT:
+                        if store_back:  # what ``ds[tag]`` would store: convert_raw_data_element's element
                             ds[tag] = DataElement(tag, vr, value, raw.value_tell,
                                                   raw.length == _UNDEFINED_LENGTH, already_converted=True)
                         _add_value(tags, keyword, vm, value, vr)

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from radnet_spark.dicom.header import is_image_instance, quiet_pydicom
@@ -293,17 +294,19 @@ def resize_and_pad(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def _resize_and_pad_image(picture: Any, size: int) -> np.ndarray:
-    """:func:`resize_and_pad` of an 8-bit PIL image (mode ``L``); the padding is pasted by PIL."""
+    """:func:`resize_and_pad` of an 8-bit PIL image (mode ``L``)."""
     from PIL import Image
 
     columns, rows = picture.size
     scale = size / max(rows, columns)
     new_rows = min(size, max(1, round(rows * scale)))
     new_columns = min(size, max(1, round(columns * scale)))
-    square = Image.new("L", (size, size), 0)
-    square.paste(picture.resize((new_columns, new_rows), Image.BILINEAR),
-                 ((size - new_columns) // 2, (size - new_rows) // 2))
-    return np.array(square)  # a writeable copy (16 KiB at the default size)
+    resized = np.asarray(picture.resize((new_columns, new_rows), Image.BILINEAR))
+    out = np.zeros((size, size), dtype=np.uint8)
+    top = (size - new_rows) // 2
+    left = (size - new_columns) // 2
+    out[top : top + new_rows, left : left + new_columns] = resized
+    return out
 
 
 def to_luminance(rgb: np.ndarray) -> np.ndarray:
@@ -314,8 +317,24 @@ def to_luminance(rgb: np.ndarray) -> np.ndarray:
 # --- dataset-level helpers ------------------------------------------------------------------------
 
 
+_TAGS = {
+    keyword: Tag(keyword)
+    for keyword in (
+        "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "BitsStored",
+        "PixelRepresentation", "PhotometricInterpretation", "RescaleSlope", "RescaleIntercept",
+        "WindowCenter", "WindowWidth", "Modality", "ModalityLUTSequence", *_PIXEL_KEYWORDS,
+    )
+}
+
+
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword, default)`` by tag (the keyword lookup costs more than the value here)."""
+    element = ds.get(_TAGS[keyword])
+    return default if element is None else element.value
+
+
 def _required_int(ds: Dataset, keyword: str, default: int | None = None) -> int:
-    value = ds.get(keyword, default)
+    value = _get(ds, keyword, default)
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -326,8 +345,8 @@ def _required_int(ds: Dataset, keyword: str, default: int | None = None) -> int:
 
 
 def _rescale_parameters(ds: Dataset) -> tuple[float, float]:
-    slope_values = _as_float_list(ds.get("RescaleSlope"))
-    intercept_values = _as_float_list(ds.get("RescaleIntercept"))
+    slope_values = _as_float_list(_get(ds, "RescaleSlope"))
+    intercept_values = _as_float_list(_get(ds, "RescaleIntercept"))
     slope = slope_values[0] if slope_values else 1.0
     intercept = intercept_values[0] if intercept_values else 0.0
     if slope is None or slope == 0.0 or intercept is None:
@@ -609,7 +628,7 @@ def _transfer_syntax(ds: Dataset) -> UID:
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if not uid:
         raise RecordRejected(RejectReason.MISSING_TRANSFER_SYNTAX, "The dataset has no TransferSyntaxUID.")
-    return UID(uid)
+    return uid if isinstance(uid, UID) else UID(uid)
 
 
 def export_8bit(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
@@ -640,7 +659,7 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
     frames = _required_int(ds, "NumberOfFrames", 1)
     samples = _required_int(ds, "SamplesPerPixel", 1)
     bits_allocated = _required_int(ds, "BitsAllocated")
-    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    photometric = str(_get(ds, "PhotometricInterpretation", "") or "").strip().upper()
     if photometric not in MONOCHROME | COLOUR | {PALETTE}:
         raise RecordRejected(
             RejectReason.UNSUPPORTED_PHOTOMETRIC,
@@ -650,7 +669,7 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
         raise RecordRejected(
             RejectReason.INVALID_VALUE, "SamplesPerPixel does not match PhotometricInterpretation."
         )
-    uses_float_data = "PixelData" not in ds
+    uses_float_data = _TAGS["PixelData"] not in ds
     bits_stored = bits_allocated if uses_float_data else _required_int(ds, "BitsStored", bits_allocated)
     if not uses_float_data:
         _required_int(ds, "PixelRepresentation", 0)
@@ -667,13 +686,13 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
             f"Decoding would need {decoded_bytes} bytes ({frames} frames), above the limit of "
             f"{policy.max_pixel_bytes}.",
         )
-    if "ModalityLUTSequence" in ds:
+    if _TAGS["ModalityLUTSequence"] in ds:
         raise RecordRejected(
             RejectReason.MODALITY_LUT, "The dataset uses a (non-linear) ModalityLUTSequence."
         )
 
     syntax = _transfer_syntax(ds)
-    keyword = next(k for k in _PIXEL_KEYWORDS if k in ds)
+    keyword = next(k for k in _PIXEL_KEYWORDS if _TAGS[k] in ds)
     source = _PixelSource.of(ds, keyword, bits_allocated)
     native = syntax in _NATIVE_SYNTAXES
     if native:
@@ -707,10 +726,10 @@ def _export(ds: Dataset, policy: PixelPolicy) -> ExportedImage:
 
     rescale = _rescale_parameters(ds) if photometric in MONOCHROME else (1.0, 0.0)
     try:
-        pairs = valid_windows(ds.get("WindowCenter"), ds.get("WindowWidth"))
+        pairs = valid_windows(_get(ds, "WindowCenter"), _get(ds, "WindowWidth"))
     except Exception:  # noqa: BLE001 - unparsable window values count as absent
         pairs = []
-    xa_multiframe = frames > 1 and str(ds.get("Modality", "")).upper() == "XA"
+    xa_multiframe = frames > 1 and str(_get(ds, "Modality", "")).upper() == "XA"
     min_ratio = policy.min_distinct_ratio_xa_multiframe if xa_multiframe else policy.min_distinct_ratio
 
     with source:
@@ -834,7 +853,7 @@ def _native_layout(
     if not (0 < rows <= 0xFFFF and 0 < columns <= 0xFFFF):
         return None
     try:
-        values = {keyword: ds[keyword].value for keyword in (
+        values = {keyword: ds[_TAGS[keyword]].value for keyword in (
             "SamplesPerPixel", "PhotometricInterpretation", "BitsStored", "PixelRepresentation")}
     except KeyError:
         return None
