@@ -179,7 +179,8 @@ class ClusterConfig:
     k_min: int = 2
     k_max: int = 60
     k_step: int = 2
-    # k of each view on its own (clusterdists/clusterprobs, --compare); a view not named uses its default_k.
+    # k of each view on its own (clusterdists/clusterprobs, --compare): the paper's, and the only place
+    # the tags, image and diagnosis k are written; a view it does not name uses its View.default_k.
     view_k: dict[ViewName, int] = field(
         default_factory=lambda: {"tags": 25, "image": 40, "diagnosis": 20}
     )

@@ -44,6 +44,7 @@ from pyspark.sql import types as T
 
 from radnet_spark.artifacts import read_step_manifest, write_step_manifest
 from radnet_spark.clustering.kmeans import KMeansModel, fit_kmeans, pairwise_distances, sample_matrix
+from radnet_spark.config import ClusterConfig
 from radnet_spark.views import VIEWS, get_view, views_k
 
 log = logging.getLogger(__name__)
@@ -380,43 +381,31 @@ def _vector_length(df: DataFrame, column: str) -> int:
 def fit_fusion(
     joined: DataFrame,
     views: list[str],
+    cluster: ClusterConfig,
     *,
-    method: str = "embeddings",
-    missing_view: str = "zero_fill",
     view_models: dict[str, KMeansModel] | None = None,
-    view_k: dict[str, int] | None = None,
     fit_split: str | None = "train",
-    engine: str = "sample",
-    distance: str = "euclidean",
-    fit_sample_rows: int = 200_000,
-    max_iter: int = 20,
-    seed: int = 42,
-    block_scaling: str = "none",
-    view_weights: dict[str, float] | None = None,
 ) -> FusionModel:
     """Fit the fusion state on the training split of a :func:`join_views` frame.
 
     Args:
         joined: output of :func:`join_views`.
         views: views to fuse.
-        method: ``embeddings``, ``clusterdists`` or ``clusterprobs``.
-        missing_view: ``zero_fill`` or ``available_views`` (see module docstring).
+        cluster: the settings read: ``fusion`` (the method: ``embeddings``, ``clusterdists`` or
+            ``clusterprobs``), ``missing_view`` (see module docstring), ``view_k`` (k of per-view
+            models fitted here; a view it does not name uses its ``default_k``), ``engine``,
+            ``distance``, ``max_iter`` and ``seed`` of those fits, ``fit_sample_rows`` (sample bound
+            of the ``sample`` engine and of the block scales), ``block_scaling`` (``none``: blocks
+            as they are; ``unit_variance``: each block centred and scaled to total variance 1, see
+            :func:`block_scale`) and ``view_weights`` (multiplier per view's scaled block, default 1).
         view_models: per-view k-means models for the cluster methods; views without one are fitted
-            here with ``view_k``.
-        view_k: k per view for models fitted here; a view it does not name uses its ``default_k``.
+            here with ``cluster.view_k``.
         fit_split: split the state is fitted on; None for all rows.
-        engine: k-means engine for per-view models fitted here.
-        distance: distance for per-view models fitted here.
-        fit_sample_rows: sample bound for the ``sample`` engine.
-        max_iter: k-means iterations.
-        seed: k-means seed.
-        block_scaling: ``none`` (blocks as they are) or ``unit_variance`` (each block centred and
-            scaled to total variance 1 on a training sample of ``fit_sample_rows``, see :func:`block_scale`).
-        view_weights: multiplier per view's scaled block (default 1).
 
     Returns:
         The fitted :class:`FusionModel`.
     """
+    method, missing_view = cluster.fusion, cluster.missing_view
     views = check_views(views)
     if method not in METHODS:
         raise ValueError(f"Unknown fusion method {method!r}; use one of {', '.join(METHODS)}.")
@@ -429,7 +418,7 @@ def fit_fusion(
     models: dict[str, KMeansModel] = {}
     bounds: dict[str, dict[str, list[float]]] = {}
     if method != "embeddings":
-        ks = views_k(views, view_k or {})
+        ks = views_k(views, dict(cluster.view_k))
         for view in views:
             column = view_column(view)
             model = (view_models or {}).get(view)
@@ -438,11 +427,11 @@ def fit_fusion(
                     train.where(F.col(column).isNotNull()),
                     ks[view],
                     features_col=column,
-                    distance=distance,
-                    engine=engine,
-                    max_iter=max_iter,
-                    seed=seed,
-                    fit_sample_rows=fit_sample_rows,
+                    distance=cluster.distance,
+                    engine=cluster.engine,
+                    max_iter=cluster.max_iter,
+                    seed=cluster.seed,
+                    fit_sample_rows=cluster.fit_sample_rows,
                 )
             if model.dim != dims[view]:
                 raise ValueError(
@@ -455,11 +444,13 @@ def fit_fusion(
     fusion = FusionModel(
         method=method, views=views, dims=dims, missing_view=missing_view, view_models=models, bounds=bounds
     )
-    if block_scaling != "none":
-        weights = view_weights or {}
+    if cluster.block_scaling != "none":
+        weights = cluster.view_weights
         for view in views:
             column = view_column(view)
-            sample = sample_matrix(train.where(F.col(column).isNotNull()), column, fit_sample_rows, seed)
+            sample = sample_matrix(
+                train.where(F.col(column).isNotNull()), column, cluster.fit_sample_rows, cluster.seed
+            )
             if method == "clusterprobs":
                 model = models[view]
                 fusion.temperatures[view] = typical_distance(

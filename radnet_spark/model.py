@@ -22,27 +22,20 @@ from radnet_spark.errors import PipelineError
 from radnet_spark.fusion import FusionModel, fit_fusion, join_views
 from radnet_spark.splits import with_split
 from radnet_spark.tags.bpe import DEFAULT_RULES_PATH, add_bpe_columns, bpe_fill_rates, load_bpe_rules
-from radnet_spark.tags.features import KEY_COLUMNS, TagPreprocessing, fit_tag_preprocessing
-from radnet_spark.views import FittedView, ViewInputs, get_view, views_k
+from radnet_spark.tags.features import TagPreprocessing, fit_tag_preprocessing
+from radnet_spark.views import FittedView, ViewInputs, get_view
 
 log = logging.getLogger(__name__)
 
 
 def fit_tag_features(tags: DataFrame, config: RadnetConfig, pipeline: PipelineDir) -> dict[str, object]:
     """Fit the tag preprocessing on ``tags`` and keep it, with the BPE rules it used, in ``pipeline``."""
-    t, s = config.tags, config.split
+    t = config.tags
     # The rules are data: the version used is copied into the pipeline so `label` applies the same.
     load_bpe_rules(t.bpe_rules_path)  # validate before copying: a bad file fails with one sentence
     rules_source = Path(t.bpe_rules_path) if t.bpe_rules_path else DEFAULT_RULES_PATH
     Path(pipeline.path(A.BPE_RULES)).write_bytes(rules_source.read_bytes())
-    preprocessing = fit_tag_preprocessing(
-        tags, exclude=KEY_COLUMNS | set(t.exclude_columns), min_fill_rate=t.min_fill_rate,
-        min_distinct=t.min_distinct, max_categories=t.max_categories,
-        categorical_overflow=t.categorical_overflow, imputer=t.imputer,
-        missforest_trees=t.missforest_trees, missforest_max_iter=t.missforest_max_iter,
-        missforest_max_depth=t.missforest_max_depth, missforest_max_samples=t.missforest_max_samples,
-        fit_sample_rows=t.fit_sample_rows, train=s.train, validation=s.validation, seed=s.seed,
-    )
+    preprocessing = fit_tag_preprocessing(tags, t, config.split)
     preprocessing.save(pipeline.path(A.TAG_PREPROCESSING))
     pipeline.record_artifact(A.TAG_PREPROCESSING, features=len(preprocessing.feature_names))
     rules = load_bpe_rules(pipeline.path(A.BPE_RULES))
@@ -129,12 +122,7 @@ class RadnetModel:
         """Fit the fusion on the training split and keep it; returns the fused rows (lazy)."""
         c = self.config.cluster
         joined = join_views(embeddings, instances)
-        fusion = fit_fusion(
-            joined, self.views, method=c.fusion, missing_view=c.missing_view,
-            view_k=views_k(self.views, c.view_k), engine=c.engine, distance=c.distance,
-            fit_sample_rows=c.fit_sample_rows, max_iter=c.max_iter, seed=c.seed,
-            block_scaling=c.block_scaling, view_weights=dict(c.view_weights),
-        )
+        fusion = fit_fusion(joined, self.views, c)
         fusion.save(self.pipeline.path(A.FUSION))
         self.pipeline.record_artifact(A.FUSION, method=c.fusion, views=self.views, block_scaling=c.block_scaling)
         return fusion.transform(joined)

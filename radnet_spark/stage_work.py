@@ -90,9 +90,8 @@ def compare(inputs: ViewInputs, model: RadnetModel) -> dict[str, Any]:
     """Every single view and every fusion of every view combination, like the paper's Table 7."""
     c = inputs.config.cluster
     table = compare_fusions(
-        view_embeddings(inputs, model.views), inputs.table("tag_features"), instances=instances(inputs),
-        scalings=("none", "unit_variance"), k_overrides=dict(c.view_k), algorithm=c.algorithm, distance=c.distance, engine=c.engine,
-        missing_view=c.missing_view, fit_sample_rows=c.fit_sample_rows, max_iter=c.max_iter, seed=c.seed,
+        view_embeddings(inputs, model.views), inputs.table("tag_features"), c, instances=instances(inputs),
+        scalings=("none", "unit_variance"),
     )
     csv_path, md_path = write_comparison(table, Path(to_local_path(inputs.warehouse)) / "evaluation")
     shutil.copyfile(md_path, model.pipeline.path("comparison.md"))

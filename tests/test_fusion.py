@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from radnet_spark.clustering.kmeans import KMeansModel, fit_matrix
+from radnet_spark.config import ClusterConfig
 from radnet_spark.fusion import (
     FusionModel,
     assign_per_combination,
@@ -47,7 +48,7 @@ def _view_models() -> dict[str, KMeansModel]:
 def _fused(spark, method: str, missing_view: str = "zero_fill"):
     joined = join_views(_embeddings(spark))
     model = fit_fusion(
-        joined, list(DIMS), method=method, missing_view=missing_view, view_models=_view_models()
+        joined, list(DIMS), ClusterConfig(fusion=method, missing_view=missing_view), view_models=_view_models()
     )
     return model, model.transform(joined).toPandas().set_index("sop_instance_uid").sort_index()
 
@@ -66,7 +67,7 @@ def test_scaling_clips_values_outside_the_fitted_bounds():
 def test_unknown_method_is_rejected_with_a_sentence(spark):
     joined = join_views(_embeddings(spark))
     with pytest.raises(ValueError, match="Unknown fusion method"):
-        fit_fusion(joined, ["tags"], method="average")
+        fit_fusion(joined, ["tags"], ClusterConfig(fusion="average"))
 
 
 def test_embeddings_zero_fill_keeps_every_row_with_documented_layout(spark):
@@ -103,7 +104,7 @@ def test_clusterprobs_sum_to_one_per_present_view(spark):
 
 def test_available_views_keeps_rows_and_clusters_each_combination_apart(spark):
     joined = join_views(_embeddings(spark))
-    model = fit_fusion(joined, list(DIMS), missing_view="available_views")
+    model = fit_fusion(joined, list(DIMS), ClusterConfig(missing_view="available_views"))
     fused = model.transform(joined)
     rows = fused.toPandas()
     assert len(rows) == N_INSTANCES
@@ -168,8 +169,8 @@ def test_clusterprobs_temperature_keeps_a_view_of_small_distances_informative():
 
 def test_scaled_clusterprobs_fit_a_temperature_per_view_and_round_trip(spark, tmp_path):
     joined = join_views(_embeddings(spark))
-    model = fit_fusion(joined, list(DIMS), method="clusterprobs", view_models=_view_models(),
-                       block_scaling="unit_variance")
+    model = fit_fusion(joined, list(DIMS), ClusterConfig(fusion="clusterprobs", block_scaling="unit_variance"),
+                       view_models=_view_models())
     assert set(model.temperatures) == set(DIMS) and all(t > 0 for t in model.temperatures.values())
     loaded = FusionModel.load(model.save(tmp_path / "fusion"))
     assert loaded.temperatures == model.temperatures

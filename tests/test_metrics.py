@@ -116,6 +116,7 @@ def test_diagnosis_distance_joins_the_exam_embedding_to_every_instance(spark):
 
 
 def test_comparison_has_a_row_per_view_and_fusion_with_split_columns(spark, tmp_path):
+    from radnet_spark.config import ClusterConfig
     from radnet_spark.evaluation.compare import compare_fusions, paper_k, write_comparison
 
     rng = np.random.default_rng(2)
@@ -132,7 +133,7 @@ def test_comparison_has_a_row_per_view_and_fusion_with_split_columns(spark, tmp_
     label_df = spark.createDataFrame(labels, "sop_instance_uid string, modality string, bpe string")
     overrides = {"tags": 3, "image": 3, "embeddings:tags+image": 3, "clusterprobs:tags+image": 3}
     table = compare_fusions(
-        embeddings, label_df, methods=["embeddings", "clusterprobs"], k_overrides=overrides
+        embeddings, label_df, ClusterConfig(), methods=["embeddings", "clusterprobs"], k_overrides=overrides
     )
     assert table["model"].tolist() == ["tags", "image", "[tags]-[image]", "[tags]-[image]"]
     assert table["fusion"].tolist() == ["-", "-", "embeddings", "clusterprobs"]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radnet_spark.config import SplitConfig, TagsConfig
 from radnet_spark.errors import UserError
 from radnet_spark.splits import split_of
 from radnet_spark.tags.encoding import TagEncoder
@@ -123,7 +124,7 @@ def collect_sorted(df) -> pd.DataFrame:
 
 
 def test_fitted_preprocessing_produces_tag_features(tags_df, tmp_path):
-    prep = fit_tag_preprocessing(tags_df, missforest_trees=8, fit_sample_rows=120)
+    prep = fit_tag_preprocessing(tags_df, TagsConfig(missforest_trees=8, fit_sample_rows=120), SplitConfig())
     selection = prep.selection
     assert selection.continuous == ["KVP", "SliceThickness"]
     assert selection.categorical == ["Modality", "Manufacturer", "ImageType_0"]
@@ -162,7 +163,9 @@ def test_fitted_preprocessing_produces_tag_features(tags_df, tmp_path):
 
 
 def test_new_data_missing_a_tag_column_still_transforms(tags_df, tmp_path):
-    prep = fit_tag_preprocessing(tags_df, imputer="simple", categorical_overflow="bucket", fit_sample_rows=50)
+    prep = fit_tag_preprocessing(
+        tags_df, TagsConfig(imputer="simple", categorical_overflow="bucket", fit_sample_rows=50), SplitConfig()
+    )
     with pytest.raises(UserError):
         prep.transform(tags_df, ship_model="path")  # nothing saved yet for executors to read
     prep.save(tmp_path / "simple")

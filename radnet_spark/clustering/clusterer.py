@@ -43,13 +43,23 @@ def choose_k(train: DataFrame, cluster: ClusterConfig) -> tuple[int, ElbowResult
     return elbow.chosen_k, elbow
 
 
-def fit_centres(rows: DataFrame, k: int, cluster: ClusterConfig) -> KMeansModel:
-    """One centre set on ``rows``' ``features`` with the configured algorithm."""
+def fit_centres(rows: DataFrame, k: int, cluster: ClusterConfig, features_col: str = "features") -> KMeansModel:
+    """One centre set on ``rows``' vectors with the configured algorithm.
+
+    Args:
+        rows: The rows to fit on (already the training split).
+        k: Number of centres.
+        cluster: ``algorithm``, ``distance``, ``engine``, ``max_iter``, ``seed`` and the sample bounds.
+        features_col: The vector column.
+
+    Returns:
+        The centres (medoids for k-medoids).
+    """
     if cluster.algorithm == "kmedoids":
-        return fit_kmedoids(rows, k, distance=cluster.distance, fit_sample_rows=cluster.kmedoids_sample_rows,
-                            seed=cluster.seed)
-    return fit_kmeans(rows, k, distance=cluster.distance, engine=cluster.engine, max_iter=cluster.max_iter,
-                      seed=cluster.seed, fit_sample_rows=cluster.fit_sample_rows)
+        return fit_kmedoids(rows, k, features_col=features_col, distance=cluster.distance,
+                            fit_sample_rows=cluster.kmedoids_sample_rows, seed=cluster.seed)
+    return fit_kmeans(rows, k, features_col=features_col, distance=cluster.distance, engine=cluster.engine,
+                      max_iter=cluster.max_iter, seed=cluster.seed, fit_sample_rows=cluster.fit_sample_rows)
 
 
 @dataclass

@@ -7,8 +7,9 @@ cosine distances of image and diagnosis embeddings.
 Protocol: every model (per-view clusterers, fusion state, fused clusterer) is fitted on
 ``fit_split`` only; the evaluation splits are only assigned and measured. A single-view row is
 evaluated on the instances that have that view. The per-view models double as the centres of the
-``clusterdists``/``clusterprobs`` fusions. k defaults to the paper's choices (:data:`PAPER_K`);
-one algorithm and distance are used for every row (the paper tuned them per row, see its Table 5).
+``clusterdists``/``clusterprobs`` fusions. k defaults to the paper's choices (``cluster.view_k``
+for a single view, :data:`PAPER_K` for a fusion); the config's one algorithm and distance are used
+for every row (the paper tuned them per row, see its Table 5).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import itertools
 import logging
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from radnet_spark.clustering.kmeans import KMeansModel, fit_kmeans
-from radnet_spark.clustering.kmedoids import fit_kmedoids
+from radnet_spark.clustering.clusterer import fit_centres
+from radnet_spark.clustering.kmeans import KMeansModel
+from radnet_spark.config import ClusterConfig
 from radnet_spark.evaluation.metrics import evaluate_clusters
 from radnet_spark.fusion import (
     METHODS,
@@ -50,7 +53,7 @@ METRIC_COLUMNS = (
     "diagnosis_distance",
 )
 
-# The paper's k of the fusions (Tables 4-5); a single view's k is the view's own (``default_k``).
+# The paper's k of the fusions (Tables 4-5); a single view's k is ``cluster.view_k``'s (else the view's ``default_k``).
 PAPER_K: dict[tuple[str, ...], int] = {
     ("embeddings", "tags", "image"): 75,
     ("embeddings", "tags", "diagnosis"): 40,
@@ -87,41 +90,6 @@ def view_combinations(views: Iterable[str]) -> list[tuple[str, ...]]:
     return [combo for size in range(2, len(ordered) + 1) for combo in itertools.combinations(ordered, size)]
 
 
-def _fit(
-    df: DataFrame,
-    k: int,
-    features_col: str,
-    *,
-    algorithm: str,
-    distance: str,
-    engine: str,
-    fit_sample_rows: int,
-    max_iter: int,
-    seed: int,
-) -> KMeansModel:
-    if algorithm == "kmedoids":
-        return fit_kmedoids(
-            df,
-            k,
-            features_col=features_col,
-            distance=distance,
-            fit_sample_rows=min(fit_sample_rows, 20_000),
-            seed=seed,
-        )
-    if algorithm != "kmeans":
-        raise ValueError(f"Unknown algorithm {algorithm!r}; use kmeans or kmedoids.")
-    return fit_kmeans(
-        df,
-        k,
-        features_col=features_col,
-        distance=distance,
-        engine=engine,
-        max_iter=max_iter,
-        seed=seed,
-        fit_sample_rows=fit_sample_rows,
-    )
-
-
 def _row(
     name: str,
     method: str,
@@ -149,6 +117,7 @@ def _row(
 def compare_fusions(
     embeddings: dict[str, DataFrame],
     labels: DataFrame,
+    cluster: ClusterConfig,
     *,
     instances: DataFrame | None = None,
     splits: Iterable[str] = ("validation", "test"),
@@ -156,13 +125,6 @@ def compare_fusions(
     methods: Iterable[str] = METHODS,
     scalings: Iterable[str] = ("none",),
     k_overrides: dict[str, int] | None = None,
-    algorithm: str = "kmeans",
-    distance: str = "euclidean",
-    engine: str = "sample",
-    missing_view: str = "zero_fill",
-    fit_sample_rows: int = 200_000,
-    max_iter: int = 20,
-    seed: int = 42,
 ) -> pd.DataFrame:
     """Evaluate single views and all fusions; returns the comparison table (one row per model).
 
@@ -170,35 +132,25 @@ def compare_fusions(
         embeddings: view → embeddings table (``embeddings_tags``, ``embeddings_image``,
             ``embeddings_diagnosis``).
         labels: ``sop_instance_uid``, ``modality``, ``bpe`` (``tag_features``).
+        cluster: the settings of every fit: ``algorithm``, ``distance``, ``engine``, ``max_iter``,
+            ``seed``, the sample bounds, ``missing_view`` of the fusions and ``view_k`` (a single
+            view's k).
         instances: rows to label (``sop_instance_uid, exam_id, split``); default from the views.
         splits: splits evaluated (columns of the table).
         fit_split: split every model is fitted on.
         methods: fusion methods tried for each combination of two or more views.
         scalings: block scalings tried with each method (``none``, ``unit_variance``); a scaled row's
             fusion reads ``<method>+<scaling>``.
-        k_overrides: k per row, keyed ``"tags"`` or ``"embeddings:tags+image+diagnosis"``.
-        algorithm: ``kmeans`` or ``kmedoids``.
-        distance: ``euclidean`` or ``cosine``.
-        engine: k-means engine (``sample`` or ``mllib``).
-        missing_view: fusion's missing-view rule.
-        fit_sample_rows: sample bound for driver-side fits.
-        max_iter: k-means iterations.
-        seed: seed for every fit.
+        k_overrides: k per row over ``cluster.view_k`` and the paper's, keyed ``"tags"`` or
+            ``"embeddings:tags+image+diagnosis"``.
 
     Returns:
         pandas frame: ``model``, ``fusion``, ``algorithm``, ``k``, then ``<split>_<metric>``.
     """
     views = check_views(list(embeddings))
     splits, methods, scalings = list(splits), list(methods), list(scalings)
-    options = {
-        "algorithm": algorithm,
-        "distance": distance,
-        "engine": engine,
-        "fit_sample_rows": fit_sample_rows,
-        "max_iter": max_iter,
-        "seed": seed,
-    }
-    label = f"{algorithm} ({distance})"
+    overrides = {**cluster.view_k, **(k_overrides or {})}
+    label = f"{cluster.algorithm} ({cluster.distance})"
     image, diagnosis = embeddings.get("image"), embeddings.get("diagnosis")
     joined = join_views(embeddings, instances).cache()
     train = joined.where(F.col("split") == fit_split)
@@ -207,37 +159,34 @@ def compare_fusions(
     view_models: dict[str, KMeansModel] = {}
     for view in views:
         column = view_column(view)
-        k = paper_k([view], None, k_overrides)
+        k = paper_k([view], None, overrides)
         log.info("Comparing single view %s (k=%d)", view, k)
-        view_models[view] = _fit(train.where(F.col(column).isNotNull()), k, column, **options)
+        view_models[view] = fit_centres(train.where(F.col(column).isNotNull()), k, cluster, column)
         assigned = view_models[view].assign(evaluated.where(F.col(column).isNotNull()), column)
         rows.append(_row(view, "-", label, k, assigned, splits, labels, image, diagnosis))
     for combo in view_combinations(views):
         name = "-".join(f"[{v}]" for v in combo)
         for method, scaling in itertools.product(methods, scalings):
-            k = paper_k(combo, method, k_overrides)
+            k = paper_k(combo, method, overrides)
             fusion_name = method if scaling == "none" else f"{method}+{scaling}"
             log.info("Comparing %s %s (k=%d)", name, fusion_name, k)
-            # Per-view centres for the cluster methods must be k-means/k-medoid centres of that view.
+            # Per-view centres for the cluster methods must be k-means/k-medoid centres of that view;
+            # scaled rows compare the scaling itself, without the configured view weights.
             fusion = fit_fusion(
                 joined,
                 list(combo),
-                method=method,
-                missing_view=missing_view,
+                replace(cluster, fusion=method, block_scaling=scaling, view_weights={}),
                 view_models={v: view_models[v] for v in combo},
                 fit_split=fit_split,
-                block_scaling=scaling,
-                fit_sample_rows=fit_sample_rows,
-                seed=seed,
             )
             fused = fusion.transform(joined).cache()
-            if missing_view == "available_views":
+            if cluster.missing_view == "available_views":
                 models = fit_per_combination(
-                    fused, lambda d, k=k: _fit(d, k, "features", **options), fit_split=fit_split
+                    fused, lambda d, k=k: fit_centres(d, k, cluster), fit_split=fit_split
                 )
                 assigned = assign_per_combination(fused.where(F.col("split").isin(splits)), models)
             else:
-                model = _fit(fused.where(F.col("split") == fit_split), k, "features", **options)
+                model = fit_centres(fused.where(F.col("split") == fit_split), k, cluster)
                 assigned = model.assign(fused.where(F.col("split").isin(splits)))
             rows.append(_row(name, fusion_name, label, k, assigned, splits, labels, image, diagnosis))
             fused.unpersist()

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from radnet_spark.artifacts import read_step_manifest, write_step_manifest
+from radnet_spark.config import SplitConfig, TagsConfig
 from radnet_spark.errors import UserError
 from radnet_spark.sampling import smallest_hash_rows
 from radnet_spark.splits import split_column
@@ -44,6 +45,9 @@ MANIFEST_FILE = "manifest.json"
 SELECTION_FILE = "selection.json"
 ENCODER_FILE = "encoder.json"
 IMPUTER_DIR = "imputer"
+
+# The DICOM keyword copied to tag_features.modality (the evaluation's label).
+MODALITY_COLUMN = "Modality"
 
 OUTPUT_SCHEMA = "sop_instance_uid string, exam_id string, split string, modality string, features array<float>"
 
@@ -116,15 +120,25 @@ def encode_tag_batch(
 
 @dataclass
 class TagPreprocessing:
-    """Fitted tag preprocessing: selection, categories, imputer and encoder, plus the split settings."""
+    """Fitted tag preprocessing: selection, categories, imputer and encoder, plus the split settings.
+
+    Attributes:
+        selection: Which tag columns are features, and as what kind.
+        levels: Categories per categorical column.
+        imputer: The fitted imputer.
+        encoder: The fitted one-hot/min-max encoder.
+        split: ``train``, ``validation`` and ``seed`` of the exam split every output row carries.
+        modality_column: Tag column copied to the output's ``modality``.
+        directory: Where the preprocessing was saved or loaded from; executors then read it there.
+    """
 
     selection: TagSelection
     levels: dict[str, list[str]]
     imputer: SimpleTagImputer
     encoder: TagEncoder
-    split: dict[str, Any] = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "seed": 42})
-    modality_column: str = "Modality"
-    directory: str | None = None  # set by save/load: executors then read the artifacts from there
+    split: dict[str, Any]
+    modality_column: str = MODALITY_COLUMN
+    directory: str | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -286,58 +300,36 @@ def _training_sample(
 
 def fit_tag_preprocessing(
     tags_df: DataFrame,
+    tags: TagsConfig,
+    split: SplitConfig,
     *,
-    exclude: set[str] | frozenset[str] = KEY_COLUMNS,
-    min_fill_rate: float = 0.2,
-    min_distinct: int = 2,
-    max_categories: int = 50,
-    categorical_overflow: str = "drop",
-    imputer: str = "missforest",
-    missforest_trees: int = 256,
-    missforest_max_iter: int = 10,
-    missforest_n_jobs: int = 2,
-    missforest_max_depth: int | None = None,
-    missforest_max_samples: int | float | None = None,
-    fit_sample_rows: int = 20_000,
-    train: float = 0.8,
-    validation: float = 0.1,
-    seed: int = 42,
-    modality_column: str = "Modality",
     selection_options: dict[str, Any] | None = None,
 ) -> TagPreprocessing:
     """Fit the tag view's preprocessing on the ``tags`` table.
 
     Args:
         tags_df: The ``tags`` table.
-        exclude: Columns that are not tags (our keys).
-        min_fill_rate: See ``select_tags`` (paper: 0.2).
-        min_distinct: See ``select_tags`` (paper: 2).
-        max_categories: See ``select_tags`` (paper: 50).
-        categorical_overflow: ``"drop"`` or ``"bucket"``, see ``select_tags``.
-        imputer: ``"missforest"`` (paper) or ``"simple"`` (mean/mode).
-        missforest_trees: Trees per forest (paper: 256).
-        missforest_max_iter: MissForest iterations at most (paper: 10).
-        missforest_n_jobs: Threads per forest while fitting on the driver.
-        missforest_max_depth: Optional tree depth limit (bounds model size on large samples).
-        missforest_max_samples: Optional bootstrap rows (int) or share (float) per tree.
-        fit_sample_rows: Most training rows brought to the driver for fitting.
-        train: Training share of the exam split.
-        validation: Validation share of the exam split.
-        seed: Seed of the split, the sample and the forests.
-        modality_column: Tag column copied to the output's ``modality``.
+        tags: The settings read: ``exclude_columns`` (not features, beside our keys), the selection
+            thresholds ``min_fill_rate``, ``min_distinct``, ``max_categories`` and
+            ``categorical_overflow`` (see ``select_tags``), ``imputer`` with the ``missforest_*``
+            settings, and ``fit_sample_rows`` (most training rows brought to the driver for fitting).
+        split: The exam split (training rows are sampled from it) and the seed of the sample and
+            the forests.
         selection_options: Further keyword arguments of ``select_tags`` (``numeric_share``,
             ``identifier_ratio``, ``identifier_min_rows``, ``text_min_space_share``, ``text_min_mean_length``).
 
     Returns:
         The fitted preprocessing (not yet saved).
     """
+    fit_sample_rows, seed = tags.fit_sample_rows, split.seed
     if fit_sample_rows < 1:
         raise UserError(f"fit_sample_rows must be at least 1, got {fit_sample_rows}.")
     if "exam_id" not in tags_df.columns:
         raise UserError("The tags table has no exam_id column; is it the output of ingest?")
-    profile = profile_tags(tags_df, exclude=exclude)
+    profile = profile_tags(tags_df, exclude=KEY_COLUMNS | set(tags.exclude_columns))
     selection = select_tags(
-        profile, min_fill_rate, min_distinct, max_categories, categorical_overflow, **(selection_options or {})
+        profile, tags.min_fill_rate, tags.min_distinct, tags.max_categories, tags.categorical_overflow,
+        **(selection_options or {}),
     )
     log.info("%s", selection.to_markdown())
     continuous, categorical = selection.continuous, selection.categorical
@@ -347,25 +339,24 @@ def fit_tag_preprocessing(
             "check the tags table or relax min_fill_rate/max_categories."
         )
     sample = _training_sample(
-        tags_df, continuous + categorical, profile.rows, fit_sample_rows, train, validation, seed
+        tags_df, continuous + categorical, profile.rows, fit_sample_rows, split.train, split.validation, seed
     )
     log.info("Fitting tag preprocessing on %d sampled rows.", len(sample))
     normalised = normalise_tag_frame(sample, continuous, categorical)
-    levels = category_levels(normalised, categorical, selection.bucketed, max_categories)
+    levels = category_levels(normalised, categorical, selection.bucketed, tags.max_categories)
     prepared = prepare_tag_batch(normalised, continuous, categorical, levels, selection.bucketed)
     params: dict[str, Any] = {}
-    if imputer == "missforest":
+    if tags.imputer == "missforest":
         params = {
-            "n_estimators": missforest_trees, "max_iter": missforest_max_iter, "n_jobs": missforest_n_jobs,
-            "seed": seed, "max_depth": missforest_max_depth, "max_samples": missforest_max_samples,
+            "n_estimators": tags.missforest_trees, "max_iter": tags.missforest_max_iter, "seed": seed,
+            "max_depth": tags.missforest_max_depth, "max_samples": tags.missforest_max_samples,
         }
-    fitted_imputer = make_imputer(imputer, continuous, categorical, **params).fit(prepared)
+    fitted_imputer = make_imputer(tags.imputer, continuous, categorical, **params).fit(prepared)
     encoder = TagEncoder(continuous, categorical).fit(prepared, categories=levels)
     return TagPreprocessing(
         selection=selection,
         levels=levels,
         imputer=fitted_imputer,
         encoder=encoder,
-        split={"train": train, "validation": validation, "seed": seed},
-        modality_column=modality_column,
+        split={"train": split.train, "validation": split.validation, "seed": seed},
     )

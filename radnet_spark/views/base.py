@@ -80,7 +80,8 @@ class View(ABC):
         key: ``sop_instance_uid`` (one embedding per image) or ``exam_id`` (one per exam).
         source_table: Warehouse table the view embeds.
         config_sections: Config sections its fit reads; they, and only they, decide when it re-fits.
-        default_k: k of the view on its own when ``cluster.view_k`` names none.
+        default_k: k of the view on its own when ``cluster.view_k`` names none (a view added outside
+            the config); the built-in views' k (the paper's) is the default of ``cluster.view_k``.
     """
 
     name: ClassVar[str]

@@ -25,7 +25,6 @@ class DiagnosisView(View):
     key = "exam_id"
     source_table = "diagnoses"
     config_sections = ("text", "split")
-    default_k = 20
 
     def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
         """Training diagnoses with at least one stem frequent enough to enter the vocabulary."""

@@ -40,7 +40,6 @@ class ImageView(View):
     name = "image"
     source_table = "images"
     config_sections = ("image", "split", "ingest")
-    default_k = 40
 
     def fit(self, inputs: ViewInputs, folder: str) -> FittedView:
         """Train the CAE (and PCA) on a bounded copy of the training and validation images; save it in ``folder``."""

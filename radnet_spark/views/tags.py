@@ -20,7 +20,6 @@ class TagsView(View):
     name = "tags"
     source_table = "tag_features"
     config_sections = ("tags", "split")
-    default_k = 25
 
     def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
         """Training rows of ``tag_features`` with a feature vector (the split is already there)."""
