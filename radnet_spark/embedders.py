@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -218,37 +218,131 @@ def read_embedder_config(directory: str, expected: str) -> tuple[Path, dict[str,
     return folder, config
 
 
-def _train(
-    model: torch.nn.Module,
-    train_set: Any,
-    val_set: Any,
-    settings: dict[str, Any],
-    device: torch.device,
-    progress: bool,
-    num_workers: int,
-) -> dict[str, Any]:
-    """Train either autoencoder with Adam, MSE and early stopping; returns its training metrics."""
-    from radnet_spark.device import fixed_torch_threads
-    from radnet_spark.training.trainer import train_autoencoder
+class _NetworkEmbedder:
+    """What the tag and image embedders share: settings, a network and/or a PCA, training, persistence.
 
-    with fixed_torch_threads(settings.get("train_threads")):
-        result = train_autoencoder(
-            model,
-            make_loader(train_set, settings["batch_size"], num_workers),
-            make_loader(val_set, settings["batch_size"], num_workers),
-            lr=settings["learning_rate"], max_epochs=settings["max_epochs"], patience=settings["patience"],
-            device=device, progress=progress, seed=settings["seed"],
-        )
-    return {
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "train_rows": len(train_set),
-        "validation_rows": len(val_set),
-    }
+    Subclasses set ``name``, build ``settings`` and implement ``_fit`` (what is learnt),
+    ``embedding_size``, ``embed_numpy`` and ``load``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.model: Any = None
+        self.pca: PCAProjection | None = None
+        self.metrics: dict[str, Any] = {}
+        self.device = torch.device("cpu")
+
+    @property
+    def embedding_size(self) -> int:
+        """Length of the vectors ``embed_numpy`` returns (once fitted)."""
+        raise NotImplementedError
+
+    def fit(
+        self,
+        train_path: str,
+        validation_path: str | None = None,
+        *,
+        train_filter: RowFilter = TRAIN_ROWS,
+        validation_filter: RowFilter = VALIDATION_ROWS,
+        device: str | None = None,
+        progress: bool = True,
+        num_workers: int = 0,
+    ) -> Self:
+        """Fit on the training rows of a Parquet table (see the class for what is learnt).
+
+        Args:
+            train_path: Parquet table folder with the embedder's column.
+            validation_path: Table with the validation rows; None uses ``train_path``.
+            train_filter: Training rows, by default ``split == 'train'``; None takes every row.
+            validation_filter: Validation rows, by default ``split == 'validation'``.
+            device: Training device; None picks cuda when present.
+            progress: Show training progress.
+            num_workers: DataLoader worker processes reading Parquet.
+
+        Returns:
+            self, fitted.
+        """
+        self._fit(_FitInputs(train_path, validation_path or train_path, train_filter, validation_filter,
+                             device, progress, num_workers))
+        return self
+
+    def _fit(self, inputs: _FitInputs) -> None:
+        raise NotImplementedError
+
+    def _train_network(self, model: torch.nn.Module, train_set: Any, val_set: Any, inputs: _FitInputs) -> None:
+        """Train ``model`` with Adam, MSE and early stopping; keep it (in eval mode) and its metrics."""
+        from radnet_spark.device import fixed_torch_threads, pick_device
+        from radnet_spark.training.trainer import train_autoencoder
+
+        settings = self.settings
+        self.device = pick_device(inputs.device)
+        with fixed_torch_threads(settings.get("train_threads")):
+            result = train_autoencoder(
+                model,
+                make_loader(train_set, settings["batch_size"], inputs.num_workers),
+                make_loader(val_set, settings["batch_size"], inputs.num_workers),
+                lr=settings["learning_rate"], max_epochs=settings["max_epochs"], patience=settings["patience"],
+                device=self.device, progress=inputs.progress, seed=settings["seed"],
+            )
+        self.metrics = {
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "train_rows": len(train_set),
+            "validation_rows": len(val_set),
+        }
+        self.model = model.eval()
+
+    def _embed_network(self, encode: Any, inputs: np.ndarray, batch_rows: int) -> np.ndarray:
+        """``encode`` over ``inputs`` on the embedder's device in fixed-size blocks (float32 rows)."""
+        if len(inputs) == 0:
+            return np.zeros((0, self.embedding_size), dtype=np.float32)
+        return _encode_in_batches(encode, inputs, self.device, batch_rows)
+
+    def _save(self, directory: str, **fields: Any) -> Path:
+        """Write weights (when there is a network), PCA (when fitted), ``embedder.json`` and metrics."""
+        size = self.embedding_size  # raises when not fitted, before anything is written
+        folder = Path(to_local_path(directory))
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.model is not None:
+            fields["model"] = self.model.hparams
+            torch.save(_cpu_state(self.model), folder / WEIGHTS_FILE)
+        if self.pca is not None:
+            self.pca.save(folder / PCA_FILE)
+        write_embedder_config(folder, self.name, settings=self.settings, embedding_size=size, **fields)
+        _write_json(folder / METRICS_FILE, self.metrics)
+        return folder
+
+    def _restore(self, folder: Path, model: torch.nn.Module | None, with_pca: bool, device: str | None) -> Self:
+        """Fill a new embedder from a saved folder: metrics, the network's weights on ``device``, the PCA."""
+        from radnet_spark.device import pick_device
+
+        self.metrics = _read_metrics(folder)
+        if model is not None:
+            model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
+            self.device = pick_device(device)
+            self.model = model.to(self.device).eval()
+        if with_pca:
+            self.pca = PCAProjection.load(folder / PCA_FILE)
+        return self
 
 
-class TagEmbedder:
+@dataclass(frozen=True)
+class _FitInputs:
+    """Where an embedder's training rows come from and how it trains (the arguments of ``fit``)."""
+
+    train_path: str
+    validation_path: str
+    train_filter: RowFilter
+    validation_filter: RowFilter
+    device: str | None
+    progress: bool
+    num_workers: int
+
+
+class TagEmbedder(_NetworkEmbedder):
     """Embeds encoded tag vectors with a dense autoencoder or PCA.
 
     Args:
@@ -292,7 +386,7 @@ class TagEmbedder:
         if kind not in ("autoencoder", "pca"):
             raise ValueError(f"Tag embedder kind must be 'autoencoder' or 'pca', got {kind!r}.")
         self.kind = kind
-        self.settings: dict[str, Any] = {
+        super().__init__({
             "bottleneck": bottleneck,
             "hidden": list(hidden),
             "batch_size": batch_size,
@@ -306,79 +400,45 @@ class TagEmbedder:
             "column": column,
             "seed": seed,
             "train_threads": train_threads,
-        }
-        self.model: Any = None
-        self.pca: PCAProjection | None = None
-        self.metrics: dict[str, Any] = {}
-        self.device = torch.device("cpu")
+        })
 
     @property
     def embedding_size(self) -> int:
         """Length of the vectors ``embed_numpy`` returns (once fitted)."""
-        if self.kind == "pca":
-            if self.pca is None:
-                raise PipelineError("The tag embedder is not fitted yet.")
-            return self.pca.n_components
-        if self.model is None:
+        fitted = self.pca if self.kind == "pca" else self.model
+        if fitted is None:
             raise PipelineError("The tag embedder is not fitted yet.")
-        return self.model.embedding_size
+        return fitted.n_components if self.kind == "pca" else fitted.embedding_size
 
-    def fit(
-        self,
-        train_path: str,
-        validation_path: str | None = None,
-        *,
-        train_filter: RowFilter = TRAIN_ROWS,
-        validation_filter: RowFilter = VALIDATION_ROWS,
-        device: str | None = None,
-        progress: bool = True,
-        num_workers: int = 0,
-    ) -> TagEmbedder:
-        """Fit on the training rows of a ``tag_features``-like table.
-
-        Args:
-            train_path: Parquet table folder with the feature column.
-            validation_path: Table with the validation rows; None uses ``train_path``.
-            train_filter: Training rows, by default ``split == 'train'``; None takes every row.
-            validation_filter: Validation rows, by default ``split == 'validation'``.
-            device: Training device; None picks cuda when present.
-            progress: Show training progress.
-            num_workers: DataLoader worker processes reading Parquet.
-
-        Returns:
-            self, fitted.
-        """
-        from radnet_spark.device import pick_device
+    def _fit(self, inputs: _FitInputs) -> None:
+        """PCA on a bounded sample of training vectors, or the autoencoder trained on the training rows."""
         from radnet_spark.nets.tag_autoencoder import TagAutoencoder
 
         settings = self.settings
         column, seed = settings["column"], settings["seed"]
         if self.kind == "pca":
             sample = _read_sample(
-                train_path, column, train_filter, settings["pca_sample_rows"], seed, decode_features
+                inputs.train_path, column, inputs.train_filter, settings["pca_sample_rows"], seed, decode_features
             )
             self.pca = fit_pca(sample, settings["pca_components"], randomized=False, seed=seed, what="tags")
             self.metrics = {
                 "train_rows": int(len(sample)),
                 "explained_variance": float(self.pca.explained_variance_ratio.sum()),
             }
-            return self
+            return
 
         torch.manual_seed(seed)
-        n_features = _first_feature_width(train_path, column, train_filter)
+        n_features = _first_feature_width(inputs.train_path, column, inputs.train_filter)
         model = TagAutoencoder(n_features, settings["hidden"], settings["bottleneck"])
         train_set = features_dataset(
-            train_path, column=column, row_filter=train_filter,
+            inputs.train_path, column=column, row_filter=inputs.train_filter,
             max_rows=settings["train_sample_rows"], seed=seed,
         )
         val_set = features_dataset(
-            validation_path or train_path, column=column, row_filter=validation_filter,
+            inputs.validation_path, column=column, row_filter=inputs.validation_filter,
             max_rows=settings["validation_sample_rows"], seed=seed, shuffle=False,
         )
-        self.device = pick_device(device)
-        self.metrics = _train(model, train_set, val_set, settings, self.device, progress, num_workers)
-        self.model = model.eval()
-        return self
+        self._train_network(model, train_set, val_set, inputs)
 
     def embed_numpy(self, features: np.ndarray, batch_rows: int = 1024) -> np.ndarray:
         """Embed a (rows, n_features) matrix; returns float32 (rows, embedding_size)."""
@@ -396,50 +456,32 @@ class TagEmbedder:
             raise PipelineError(
                 f"Tag features have {features.shape[1]} columns; the embedder was fitted on {expected}."
             )
-        if len(features) == 0:
-            return np.zeros((0, self.embedding_size), dtype=np.float32)
-        return _encode_in_batches(self.model.encode, features, self.device, batch_rows)
+        return self._embed_network(self.model.encode, features, batch_rows)
 
     def save(self, directory: str) -> Path:
         """Write config, weights or PCA, and metrics to ``directory`` (created); returns its path."""
-        folder = Path(to_local_path(directory))
-        folder.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {
-            "kind": self.kind,
-            "settings": self.settings,
-            "embedding_size": self.embedding_size,
-        }
-        if self.kind == "pca":
-            self.pca.save(folder / PCA_FILE)  # type: ignore[union-attr]
-        else:
-            config["model"] = self.model.hparams
-            torch.save(_cpu_state(self.model), folder / WEIGHTS_FILE)
-        write_embedder_config(folder, self.name, **config)
-        _write_json(folder / METRICS_FILE, self.metrics)
-        return folder
+        return self._save(directory, kind=self.kind)
 
     @classmethod
     def load(cls, directory: str, device: str | None = None) -> TagEmbedder:
         """Rebuild a saved tag embedder; the network goes to ``device`` (None: cuda when present)."""
-        from radnet_spark.device import pick_device
         from radnet_spark.nets.tag_autoencoder import TagAutoencoder
 
         folder, config = read_embedder_config(directory, cls.name)
         embedder = cls(config["kind"], **config["settings"])
-        embedder.metrics = _read_metrics(folder)
-        if embedder.kind == "pca":
-            embedder.pca = PCAProjection.load(folder / PCA_FILE)
-            return embedder
-        hparams = config["model"]
-        model = TagAutoencoder(hparams["n_features"], hparams["hidden"], hparams["bottleneck"])
-        model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-        embedder.device = pick_device(device)
-        embedder.model = model.to(embedder.device).eval()
-        return embedder
+        model = None
+        if embedder.kind != "pca":
+            hparams = config["model"]
+            model = TagAutoencoder(hparams["n_features"], hparams["hidden"], hparams["bottleneck"])
+        return embedder._restore(folder, model, embedder.kind == "pca", device)
 
 
-class ImageEmbedder:
+class ImageEmbedder(_NetworkEmbedder):
     """Embeds square 8-bit images with a convolutional autoencoder, optionally followed by PCA.
+
+    Fitting trains the CAE on an ``images``-like table, then fits PCA on the codes of a training
+    sample. The ``images`` table has no split column: either write a training table that has one
+    (``radnet_spark.splits``), or pass separate paths and ``None`` filters to ``fit``.
 
     Args:
         filters: CAE encoder filter counts.
@@ -479,7 +521,7 @@ class ImageEmbedder:
         seed: int = 42,
         train_threads: int | None = None,
     ) -> None:
-        self.settings: dict[str, Any] = {
+        super().__init__({
             "filters": list(filters),
             "bottleneck_channels": bottleneck_channels,
             "image_size": image_size,
@@ -494,11 +536,7 @@ class ImageEmbedder:
             "column": column,
             "seed": seed,
             "train_threads": train_threads,
-        }
-        self.model: Any = None
-        self.pca: PCAProjection | None = None
-        self.metrics: dict[str, Any] = {}
-        self.device = torch.device("cpu")
+        })
 
     @property
     def image_size(self) -> int:
@@ -512,35 +550,8 @@ class ImageEmbedder:
             raise PipelineError("The image embedder is not fitted yet.")
         return self.pca.n_components if self.pca is not None else self.model.embedding_size
 
-    def fit(
-        self,
-        train_path: str,
-        validation_path: str | None = None,
-        *,
-        train_filter: RowFilter = TRAIN_ROWS,
-        validation_filter: RowFilter = VALIDATION_ROWS,
-        device: str | None = None,
-        progress: bool = True,
-        num_workers: int = 0,
-    ) -> ImageEmbedder:
-        """Train the CAE on an ``images``-like table, then fit PCA on codes of a training sample.
-
-        The ``images`` table has no split column: either write a training table that has one
-        (``radnet_spark.splits``), or pass separate paths and ``None`` filters.
-
-        Args:
-            train_path: Parquet table folder with the image column.
-            validation_path: Table with the validation images; None uses ``train_path``.
-            train_filter: Training rows, by default ``split == 'train'``; None takes every row.
-            validation_filter: Validation rows, by default ``split == 'validation'``.
-            device: Training device; None picks cuda when present.
-            progress: Show training progress.
-            num_workers: DataLoader worker processes reading Parquet.
-
-        Returns:
-            self, fitted.
-        """
-        from radnet_spark.device import pick_device
+    def _fit(self, inputs: _FitInputs) -> None:
+        """The CAE trained on the training images, then PCA on the codes of a training sample."""
         from radnet_spark.nets.conv_autoencoder import ConvAutoencoder
 
         settings = self.settings
@@ -548,20 +559,18 @@ class ImageEmbedder:
         torch.manual_seed(seed)
         model = ConvAutoencoder(settings["filters"], settings["bottleneck_channels"], size)
         train_set = images_dataset(
-            train_path, column=column, image_size=size, row_filter=train_filter,
+            inputs.train_path, column=column, image_size=size, row_filter=inputs.train_filter,
             max_rows=settings["train_sample_rows"], seed=seed,
         )
         val_set = images_dataset(
-            validation_path or train_path, column=column, image_size=size, row_filter=validation_filter,
+            inputs.validation_path, column=column, image_size=size, row_filter=inputs.validation_filter,
             max_rows=settings["validation_sample_rows"], seed=seed, shuffle=False,
         )
-        self.device = pick_device(device)
-        self.metrics = _train(model, train_set, val_set, settings, self.device, progress, num_workers)
-        self.model = model.eval()
+        self._train_network(model, train_set, val_set, inputs)
         self.pca = None
         if settings["pca_components"]:
             images = _read_sample(
-                train_path, column, train_filter, settings["pca_sample_rows"], seed,
+                inputs.train_path, column, inputs.train_filter, settings["pca_sample_rows"], seed,
                 lambda array: decode_images(array, size),
             )
             codes = self.embed_numpy(images)
@@ -570,7 +579,6 @@ class ImageEmbedder:
             )
             self.metrics["pca_rows"] = int(len(codes))
             self.metrics["pca_explained_variance"] = float(self.pca.explained_variance_ratio.sum())
-        return self
 
     def embed_numpy(self, images: np.ndarray, batch_rows: int = 64) -> np.ndarray:
         """Embed images: uint8 (rows, S, S), or float in [0, 1] shaped (rows, S, S) or (rows, 1, S, S).
@@ -586,16 +594,14 @@ class ImageEmbedder:
             images = images[:, None, :, :]
         if images.ndim != 4 or images.shape[1:] != (1, size, size):
             raise PipelineError(f"Images must be {size}×{size}, got an array of shape {images.shape}.")
-        if len(images) == 0:
-            return np.zeros((0, self.embedding_size), dtype=np.float32)
         scale = np.float32(255.0) if images.dtype == np.uint8 else np.float32(1.0)
         model = self.model
 
         def encode(chunk: torch.Tensor) -> torch.Tensor:
             return model.encode(chunk.float() / scale)
 
-        codes = _encode_in_batches(encode, images, self.device, batch_rows)
-        return self.pca.transform(codes) if self.pca is not None else codes
+        codes = self._embed_network(encode, images, batch_rows)
+        return self.pca.transform(codes) if self.pca is not None and len(images) else codes
 
     def embed_bytes(self, images: Sequence[bytes]) -> np.ndarray:
         """Embed images given as the ``images`` table's row-major uint8 bytes."""
@@ -603,37 +609,17 @@ class ImageEmbedder:
 
     def save(self, directory: str) -> Path:
         """Write config, weights, PCA and metrics to ``directory`` (created); returns its path."""
-        if self.model is None:
-            raise PipelineError("The image embedder is not fitted yet.")
-        folder = Path(to_local_path(directory))
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save(_cpu_state(self.model), folder / WEIGHTS_FILE)
-        if self.pca is not None:
-            self.pca.save(folder / PCA_FILE)
-        write_embedder_config(
-            folder, self.name, kind="cae", settings=self.settings, model=self.model.hparams,
-            pca=self.pca is not None, embedding_size=self.embedding_size,
-        )
-        _write_json(folder / METRICS_FILE, self.metrics)
-        return folder
+        return self._save(directory, kind="cae", pca=self.pca is not None)
 
     @classmethod
     def load(cls, directory: str, device: str | None = None) -> ImageEmbedder:
         """Rebuild a saved image embedder; the network goes to ``device`` (None: cuda when present)."""
-        from radnet_spark.device import pick_device
         from radnet_spark.nets.conv_autoencoder import ConvAutoencoder
 
         folder, config = read_embedder_config(directory, cls.name)
-        embedder = cls(**config["settings"])
-        embedder.metrics = _read_metrics(folder)
         hparams = config["model"]
         model = ConvAutoencoder(hparams["filters"], hparams["bottleneck_channels"], hparams["image_size"])
-        model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-        embedder.device = pick_device(device)
-        embedder.model = model.to(embedder.device).eval()
-        if config.get("pca"):
-            embedder.pca = PCAProjection.load(folder / PCA_FILE)
-        return embedder
+        return cls(**config["settings"])._restore(folder, model, bool(config.get("pca")), device)
 
 
 EMBEDDERS: dict[str, type[TagEmbedder] | type[ImageEmbedder]] = {"tags": TagEmbedder, "image": ImageEmbedder}

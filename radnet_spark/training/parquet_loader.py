@@ -423,12 +423,7 @@ def images_dataset(
         path: Parquet table folder or file.
         column: The column of square 8-bit images (row-major bytes).
         image_size: Expected side; None infers it from the byte length.
-        row_filter: Rows to keep, e.g. ``{"split": "train"}``; None keeps every row.
-        max_rows: Most rows per epoch (a fixed sample of row groups); None reads all.
-        batch_rows: Largest Arrow batch read at once.
-        shuffle_buffer: Rows held for shuffling.
-        seed: Seeds the row-group order, the sample and the buffer.
-        shuffle: False streams the rows in file order (validation).
+        row_filter, max_rows, batch_rows, shuffle_buffer, seed, shuffle: As for :func:`features_dataset`.
 
     Returns:
         An iterable dataset for :func:`make_loader`.
