@@ -124,13 +124,13 @@ def view_collapse(warehouse: Path) -> float:
     return float((unit @ unit.T).mean())
 
 
-def run_language(language: str, args: argparse.Namespace) -> dict[str, object]:
+def run_language(language: str, seed: int, args: argparse.Namespace) -> dict[str, object]:
     base = args.out / language
     dump = base / "pacs"
     python = sys.executable
     if not (dump / "ground_truth.csv").exists():
         subprocess.run([python, "-m", "radnet_spark", "synth", "--out", str(dump), "--exams", str(args.exams),
-                        "--seed", str(args.seed), "--language", language], check=True)
+                        "--seed", str(seed), "--language", language], check=True)
     warehouse, models = base / "warehouse", base / "models"
     started = time.perf_counter()
     if not (warehouse / "evaluation" / "comparison.csv").exists() or args.rerun:
@@ -191,8 +191,8 @@ def main() -> None:
     args = parser.parse_args()
     report = [f"# Quality bench ({time.strftime('%Y-%m-%d %H:%M')}, exams {args.exams}, seed {args.seed}, "
               f"config {args.config.name}, settings {args.set or []})"]
-    for language in args.languages:
-        result = run_language(language, args)
+    for index, language in enumerate(args.languages):
+        result = run_language(language, args.seed + index, args)  # another seed: another dump
         compared: pd.DataFrame = result["compared"]  # type: ignore[assignment]
         keep = ["model", "fusion", "k", "validation_score", "test_score"]
         keep += [c for c in ("validation_diagnosis_distance", "test_diagnosis_distance") if c in compared]
