@@ -1,7 +1,10 @@
 """The whole method as stages over the warehouse, fitted once (`run`) and applied to new dumps (`label`).
 
-``run``: ingest → tag features → fit every view of ``cluster.views`` on the training split → embed
-every row → fuse → elbow and k-means → evaluate → report → ``labels``. The fitted steps are a
+``run``: ingest → count each view's usable training rows (a view without enough is left out; none
+left stops the run before any fit) → tag features → fit every view kept on the training split →
+embed every row → fuse → elbow and k-means → evaluate → report → ``labels``. The manifest records
+the views used and the scope (``ingest.modalities``, ``ingest.max_files_per_exam``, files left out
+by reason). The fitted steps are a
 :class:`~radnet_spark.model.RadnetModel` saved as one pipeline version (``models/<name>/<version>``).
 A stage whose output is complete for the same inputs and settings is skipped
 (:mod:`radnet_spark.stages`), so a killed run resumes where it stopped. A stage table is hidden
@@ -110,12 +113,21 @@ def _run(
                                 "rejects table (see its reasons; ingest.modalities sets the scope).")
         raise PipelineError(f"Warehouse {warehouse} has no tags table; ingest a dump first (--dicom).")
     write_effective_config(config, warehouse, "run")
+    inputs = ViewInputs(spark, warehouse, config)
+    # The views are chosen before anything is fitted (tag features included): a view without usable
+    # rows costs no training, and no usable view at all stops here, before a version folder exists.
+    chosen = None
+    if "features" in wanted:
+        chosen = usable_views(stage_work.before_features(inputs), list(config.cluster.views))
     data_stamp = data_fingerprint(warehouse)
     # How a run is executed or tracked (spark.*, tracking.*) never makes a new version.
     run_stamp = fingerprint(data_stamp, {k: v for k, v in config.to_dict().items() if k not in RUNTIME_SECTIONS})
     ledger = StageLedger(warehouse)
     pipeline = _pipeline_version(ledger, run_stamp, config, warehouse, models_root, name)
-    model, inputs, stage = RadnetModel(pipeline, config), ViewInputs(spark, warehouse, config), StageRunner(ledger, pipeline)
+    model, stage = RadnetModel(pipeline, config), StageRunner(ledger, pipeline)
+    pipeline.update_manifest(scope=stage_work.scope_record(inputs))
+    if chosen is not None:
+        model.use_views(*chosen)
 
     # A stamp covers what its stage reads: the data, its config sections, the files it reads and the
     # stages before it. Up to embedding they leave the version out (a new version adopts the work of
@@ -125,8 +137,6 @@ def _run(
     if "features" in wanted:
         stage("features", features, lambda: stage_work.features(inputs, model),
               artifacts=(A.BPE_RULES, A.TAG_PREPROCESSING), manifest_keys=("bpe_rules_version", "bpe_fill_rates"))
-    if "train" in wanted:
-        model.use_views(*usable_views(inputs, list(config.cluster.views)))
     embedded = []
     for name in model.views:
         view = get_view(name)

@@ -30,6 +30,44 @@ from radnet_spark.views import ViewInputs, get_view
 log = logging.getLogger(__name__)
 
 
+class BeforeFeatures(ViewInputs):
+    """The warehouse as the views' usable-row counts see it before the features stage has run.
+
+    ``tag_features`` stands for what that stage will write: one row with a feature vector for every
+    ``tags`` row, in the same exam-level split. So every view is counted, and a view or the whole run
+    is given up, before the first fit of a run (the tag preprocessing's MissForest).
+    """
+
+    def table(self, name: str) -> DataFrame:
+        if name != "tag_features":
+            return super().table(name)
+        tags = self.with_split(super().table("tags"))
+        return tags.select("sop_instance_uid", "exam_id", "split",
+                           F.array().cast("array<float>").alias("features"))
+
+
+def before_features(inputs: ViewInputs) -> ViewInputs:
+    """``inputs`` for counting usable rows before the features stage (see :class:`BeforeFeatures`)."""
+    return BeforeFeatures(inputs.spark, inputs.warehouse, inputs.config)
+
+
+def scope_record(inputs: ViewInputs) -> dict[str, Any]:
+    """What was in scope: ``ingest.modalities``, ``ingest.max_files_per_exam`` and the files left out, by reason.
+
+    Returns:
+        ``modalities`` (None: every modality), ``max_files_per_exam`` (None: no bound),
+        ``rejected_by_scope`` (files in ``rejects`` with stage ``scope``) and ``rejected_by_reason``.
+    """
+    ingest = inputs.config.ingest
+    by_reason: dict[str, int] = {}
+    if table_exists(inputs.warehouse, "rejects"):
+        rows = inputs.table("rejects").where(F.col("stage") == SCOPE_STAGE).groupBy("reason").count().collect()
+        by_reason = {row["reason"]: int(row["count"]) for row in sorted(rows, key=lambda r: r["reason"])}
+    modalities = sorted({m.strip().upper() for m in ingest.modalities}) if ingest.modalities is not None else None
+    return {"modalities": modalities, "max_files_per_exam": ingest.max_files_per_exam,
+            "rejected_by_scope": sum(by_reason.values()), "rejected_by_reason": by_reason}
+
+
 def features(inputs: ViewInputs, model: RadnetModel) -> dict[str, Any]:
     tags = inputs.table("tags")
     info = fit_tag_features(tags, inputs.config, model.pipeline)
@@ -100,29 +138,26 @@ def compare(inputs: ViewInputs, model: RadnetModel) -> dict[str, Any]:
 
 
 def report_facts(inputs: ViewInputs, model: RadnetModel) -> dict[str, str]:
-    """Views used (with their usable training rows), the scope (also kept in the manifest), and how many
-    instances had which views."""
-    usable = model.pipeline.manifest().get("usable_rows", {})
+    """Views used (with every view's usable training rows), the scope and how many instances had which views.
+
+    The scope is the one the run recorded in the manifest; the view combinations are added to it.
+    """
+    manifest = model.pipeline.manifest()
+    usable = manifest.get("usable_rows", {})
     facts = {"Views used": ", ".join(model.views),
              "Usable training rows per view": ", ".join(f"{v} {n}" for v, n in usable.items()) or "—"}
-    ingest = inputs.config.ingest
-    scope = {"modalities": ingest.modalities or "every modality", "max_files_per_exam": ingest.max_files_per_exam,
-             "rejected_by_scope": _scope_rejects(inputs)}
-    model.pipeline.update_manifest(scope=scope)
-    facts["Scope"] = (f"modalities: {', '.join(ingest.modalities) if ingest.modalities else 'every modality'}; "
-                      f"files per exam: {ingest.max_files_per_exam or 'no bound'}; "
-                      f"files out of scope (rejects, stage scope): {scope['rejected_by_scope']}")
-    combos = inputs.table("fused").groupBy(F.array_join("views_present", "+").alias("views")).count().collect()
-    facts["Instances per view combination"] = ", ".join(
-        f"{row['views'] or 'none'} {row['count']}" for row in sorted(combos, key=lambda r: -r["count"])
-    )
+    scope = manifest.get("scope") or scope_record(inputs)
+    reasons = ", ".join(f"{reason} {n}" for reason, n in scope["rejected_by_reason"].items())
+    facts["Scope"] = (f"modalities: {', '.join(scope['modalities']) if scope['modalities'] else 'every modality'}; "
+                      f"files per exam: {scope['max_files_per_exam'] or 'no bound'}; "
+                      f"files out of scope (rejects, stage scope): {scope['rejected_by_scope']}"
+                      + (f" ({reasons})" if reasons else ""))
+    rows = inputs.table("fused").groupBy(F.array_join("views_present", "+").alias("views")).count().collect()
+    combinations = {row["views"] or "none": int(row["count"])
+                    for row in sorted(rows, key=lambda r: (-r["count"], r["views"] or ""))}
+    model.pipeline.update_manifest(view_combinations=combinations)
+    facts["Instances per view combination"] = ", ".join(f"{views} {n}" for views, n in combinations.items())
     return facts
-
-
-def _scope_rejects(inputs: ViewInputs) -> int:
-    if not table_exists(inputs.warehouse, "rejects"):
-        return 0
-    return inputs.table("rejects").where(F.col("stage") == SCOPE_STAGE).count()
 
 
 def report(inputs: ViewInputs, model: RadnetModel) -> dict[str, Any]:

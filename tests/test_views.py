@@ -142,3 +142,85 @@ def test_a_dump_without_reports_drops_the_diagnosis_view_with_a_warning(spark, t
     strict = [*settings, "cluster.drop_empty_views=false"]
     with pytest.raises(PipelineError, match="view diagnosis has 0 .*cluster.views"):
         run(spark, None, None, warehouse, load_config(None, strict), models_root=models)
+
+
+def _without_reports(dump: Path) -> None:
+    (dump / "diagnoses.csv").write_text("AccessionNumber,diagnosis\n", encoding="utf-8")
+
+
+def test_no_usable_view_is_one_sentence_and_exit_2_before_anything_is_fitted(spark, tmp_path, capsys):
+    from radnet_spark.cli import main
+
+    dump = tmp_path / "pacs"
+    generate_pacs(dump, exams=4, seed=14, defect_rates=DefectRates.none(), workers=1)
+    _without_reports(dump)
+    warehouse, models = tmp_path / "warehouse", tmp_path / "models"
+    args = ["run", "--dicom", str(dump / "dicom"), "--diagnoses", str(dump / "diagnoses.csv"), "--out", str(warehouse),
+            "--models", str(models)]
+    for setting in [*FAST[:-1], "cluster.views=[diagnosis]"]:
+        args += ["--set", setting]
+    assert main(args) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("radnet run: error:")]
+    assert len(errors) == 1
+    assert "No view has 10 usable training rows (diagnosis: 0)" in errors[0] and errors[0].count(". ") == 0
+    # Stopped before the features stage (the first fit, MissForest) and before a version folder.
+    assert (warehouse / "tags").exists() and not (warehouse / "tag_features").exists()
+    assert not (warehouse / "_stages" / "features.json").exists()
+    assert not models.exists() or not any(models.rglob("manifest.json"))
+
+
+IMAGE_FAST = ["image.max_epochs=2", "image.cae_filters=[8,8,16,16]", "image.pca_components=8"]
+
+
+def test_label_applies_exactly_the_views_of_the_manifest_and_report_and_manifest_state_views_and_scope(
+        spark, tmp_path, monkeypatch):
+    import re
+
+    dump, new_dump = tmp_path / "pacs", tmp_path / "new-pacs"
+    generate_pacs(dump, exams=12, seed=17, defect_rates=DefectRates.none(), workers=1)
+    _without_reports(dump)
+    generate_pacs(new_dump, exams=4, seed=16, defect_rates=DefectRates.none(), workers=1)  # with reports
+    # The default views (tags, image, diagnosis); CR, CT and MR in scope, so XA and RF files are rejects.
+    settings = [*FAST[:-1], *IMAGE_FAST, "tags.embedder=pca", "text.min_word_frequency=2",
+                "ingest.modalities=[CT, MR, CR]"]
+    config = load_config(None, settings)
+    assert config.cluster.views == ["tags", "image", "diagnosis"]
+    warehouse, models = str(tmp_path / "warehouse"), str(tmp_path / "models")
+    result = run(spark, str(dump / "dicom"), str(dump / "diagnoses.csv"), warehouse, config, models_root=models)
+    assert not {"train_diagnosis", "embed_diagnosis"} & set(result.stages_run)
+
+    manifest = result.pipeline.manifest()
+    assert manifest["views"] == ["tags", "image"]
+    assert manifest["usable_rows"]["diagnosis"] == 0 and manifest["usable_rows"]["image"] >= 10
+    rejects = read_table(spark, warehouse, "rejects").where(F.col("stage") == "scope")
+    by_reason = {row["reason"]: row["count"] for row in rejects.groupBy("reason").count().collect()}
+    assert by_reason and set(by_reason) == {"modality_out_of_scope"}
+    assert manifest["scope"] == {"modalities": ["CR", "CT", "MR"], "max_files_per_exam": None,
+                                 "rejected_by_scope": sum(by_reason.values()), "rejected_by_reason": by_reason}
+    tags = read_table(spark, warehouse, "tags")
+    instances = tags.count()
+    assert sum(manifest["view_combinations"].values()) == instances
+    assert set(manifest["view_combinations"]) <= {"tags+image", "tags"}
+
+    html = result.report.read_text(encoding="utf-8")
+    assert "<th>Views used</th><td>tags, image</td>" in html
+    assert (f"<th>Scope</th><td>modalities: CR, CT, MR; files per exam: no bound; files out of scope "
+            f"(rejects, stage scope): {by_reason['modality_out_of_scope']} "
+            f"(modality_out_of_scope {by_reason['modality_out_of_scope']})</td>") in html
+    combinations = re.search(r"<th>Instances per view combination</th><td>(.*?)</td>", html).group(1)
+    shown = dict(entry.rsplit(" ", 1) for entry in combinations.split(", "))
+    assert {views: int(n) for views, n in shown.items()} == manifest["view_combinations"]
+
+    # The new dump has reports, and the label config names the diagnosis view: label still applies
+    # only the version's views and never embeds a diagnosis.
+    def no_diagnosis(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("label embedded diagnoses, a view the pipeline version does not use")
+
+    monkeypatch.setattr(type(get_view("diagnosis")), "transform", no_diagnosis)
+    labelled = label(spark, str(result.pipeline.root), str(new_dump / "dicom"), str(new_dump / "diagnoses.csv"),
+                     warehouse, config)
+    assert read_table(spark, warehouse, "diagnoses").count() > 0
+    new_instances = read_table(spark, warehouse, "tags").count() - instances
+    assert labelled.new_labels == new_instances > 0
+    labels = read_table(spark, warehouse, "labels").where(F.col("pipeline_version") == result.pipeline.version)
+    assert labels.count() == instances + new_instances
