@@ -138,3 +138,26 @@ def test_label_refuses_an_unfinished_pipeline(spark, tmp_path):
     code = main(["label", "--pipeline", str(broken), "--dicom", str(tmp_path), "--out", str(tmp_path / "wh")])
     assert code == 2
 
+
+
+def test_report_and_manifest_state_the_views_the_scope_and_the_view_combinations(spark, trained):
+    import re
+
+    _, warehouse, _, result = trained
+    manifest = result.pipeline.manifest()
+    assert manifest["views"] == ["tags", "image", "diagnosis"]
+    assert all(manifest["usable_rows"][view] >= 10 for view in manifest["views"])
+    assert manifest["scope"] == {"modalities": None, "max_files_per_exam": None, "rejected_by_scope": 0,
+                                 "rejected_by_reason": {}}
+    from radnet_spark.labels import TRAINING_RUN, version_labels
+
+    # Instances of the training run (the label test may have added others to the warehouse).
+    instances = version_labels(spark, warehouse, result.pipeline.version).where(f"label_run_id = '{TRAINING_RUN}'")
+    assert sum(manifest["view_combinations"].values()) == instances.count()
+    html = result.report.read_text(encoding="utf-8")
+    assert "<th>Views used</th><td>tags, image, diagnosis</td>" in html
+    assert ("<th>Scope</th><td>modalities: every modality; files per exam: no bound; "
+            "files out of scope (rejects, stage scope): 0</td>") in html
+    combinations = re.search(r"<th>Instances per view combination</th><td>(.*?)</td>", html).group(1)
+    shown = {views: int(n) for views, n in (entry.rsplit(" ", 1) for entry in combinations.split(", "))}
+    assert shown == manifest["view_combinations"] and "tags+image+diagnosis" in shown
