@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 NARROW_ROWS_PER_FILE = 500_000
 TAGS_ROWS_PER_FILE = 50_000
 REJECTS_SCHEMA = "path string, stage string, reason string, detail string, ingest_run_id string"
+DUPLICATES_SCHEMA = "path string, _duplicate boolean"
 IMAGE_COLUMNS = [
     "sop_instance_uid", "exam_id", "image", "image_size", "original_rows", "original_columns",
     "frames", "frame_index", "window_center", "window_width", "window_source", "photometric",
@@ -171,6 +172,32 @@ def apply_duplicates(staged: DataFrame, duplicates: DataFrame) -> DataFrame:
     ])
 
 
+def _duplicates(
+    spark: SparkSession, parsed_rows: DataFrame, existing_tags: DataFrame | None, ok_rows: int, folder: str
+) -> DataFrame | None:
+    """The paths of duplicate files (written to ``folder`` once), or None when there are none.
+
+    With fewer than two ok rows and no committed tags there is nothing to compare, and no job runs.
+    """
+    if ok_rows < 2 and existing_tags is None:
+        return None
+    found = Observation("duplicates")
+    (duplicate_paths(parsed_rows, existing_tags).observe(found, F.count(F.lit(1)).alias("rows"))
+     .write.mode("overwrite").parquet(folder))
+    if not found.get["rows"]:
+        return None
+    return spark.read.schema(DUPLICATES_SCHEMA).parquet(folder)
+
+
+def reject_reason_counts(folder: str) -> dict[str, int]:
+    """Rejects per reason in a run's ``rejects`` folder, from its Parquet files on the driver (no job)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    reasons = pq.read_table(to_local_path(folder), columns=["reason"], read_dictionary=["reason"])["reason"]
+    return {str(row["values"]): int(row["counts"]) for row in pc.value_counts(reasons).to_pylist()}
+
+
 def _tags_table(staged: DataFrame, run_id: str) -> DataFrame:
     """Explode the JSON tag maps into one string column per keyword (bounded key set).
 
@@ -178,10 +205,9 @@ def _tags_table(staged: DataFrame, run_id: str) -> DataFrame:
     once straight into a struct of those keys, cheaper than a map plus one lookup per key.
     """
     ok = staged.where(F.col("status") == "ok")
-    keys = [
-        row["key"]
-        for row in ok.select(F.explode(F.json_object_keys("tags_json")).alias("key")).distinct().orderBy("key").collect()
-    ]
+    # One aggregate over the exploded keys: each task sends its distinct keys, one row comes back.
+    (found,) = ok.select(F.explode(F.json_object_keys("tags_json")).alias("key")).agg(F.collect_set("key")).first()
+    keys = sorted(found)
     reserved = {c.lower() for c in ("sop_instance_uid", "exam_id", "study_id", "series_id", "path", "ingest_run_id")}
     tag_keys = [k for k in keys if k.lower() not in reserved]
     schema = StructType([StructField(k, StringType()) for k in tag_keys])
@@ -253,23 +279,35 @@ def _ingest(
         # Parse once into staging; every table is then a column-pruned read of it.
         staging = table_path(warehouse, f"_staging/{run_id}")
         with summary.step("parse"):
+            # What the later steps need to know is counted while staging is written (no job of its
+            # own), so steps with nothing to do are skipped.
+            parsed_facts = Observation("parsed")
+            observed = parsed.observe(
+                parsed_facts,
+                F.count_if(F.col("status") == "ok").alias("ok"),
+                F.count_if(F.col("status") != "ok").alias("rejected"),
+                F.count_if(F.col("exam_id").isNotNull() & (F.size("name_hashes") > 0)).alias("named"),
+            )
             # Staging is read back at once and deleted: a fast codec, and no dictionary attempts on
             # columns whose values are all distinct (images, tag JSON), save executor CPU.
-            (parsed.write.mode("overwrite").option("compression", "lz4")
+            (observed.write.mode("overwrite").option("compression", "lz4")
              .option("parquet.enable.dictionary#image", "false")
              .option("parquet.enable.dictionary#tags_json", "false")
              .parquet(staging))
+            facts = parsed_facts.get
         # Committed rows only: this run's own rows and a killed run's debris are never duplicates.
         existing_tags = read_table(spark, warehouse, "tags") if table_exists(warehouse, "tags") else None
-        parsed_rows = spark.read.parquet(staging)
+        # Read with its known schema: inferring it would cost a Spark job of its own.
+        parsed_rows = spark.read.schema(PARSED_SCHEMA).parquet(staging)
         with summary.step("exam names"):
             # Salted hashes of the exams' PN tokens, for scrubbing their diagnoses (never a table).
-            write(exam_name_hash_rows(parsed_rows), EXAM_NAME_HASHES)
+            if facts["named"]:
+                write(exam_name_hash_rows(parsed_rows), EXAM_NAME_HASHES)
         with summary.step("deduplicate"):
-            duplicate_paths(parsed_rows, existing_tags).write.mode("overwrite").parquet(f"{staging}_duplicates")
-        duplicates = spark.read.parquet(f"{staging}_duplicates")
-        deduplicated = apply_duplicates(parsed_rows, duplicates)
-        staged = apply_scope(deduplicated, out_of_scope(deduplicated, existing_tags, config.ingest))
+            duplicates = _duplicates(spark, parsed_rows, existing_tags, facts["ok"], f"{staging}_duplicates")
+        deduplicated = parsed_rows if duplicates is None else apply_duplicates(parsed_rows, duplicates)
+        flagged = out_of_scope(deduplicated, existing_tags, config.ingest)
+        staged = apply_scope(deduplicated, flagged)
 
         files = staged.select(
             "path", "size", "mtime", "status",
@@ -279,20 +317,21 @@ def _ingest(
         images = staged.where(F.col("status") == "ok").select(*IMAGE_COLUMNS)
         # Narrow tables would otherwise get one small file per staging split (hundreds per run at scale).
         narrow_files = math.ceil(new_files / NARROW_ROWS_PER_FILE)
+        # A table no row can reach is not written (each write is a Spark job): no ok row leaves tags
+        # and images empty; rejects come from the parse, the duplicate check or the scope only.
         with summary.step("write tags"):
-            write(_tags_table(staged, run_id).coalesce(math.ceil(new_files / TAGS_ROWS_PER_FILE)), "tags")
+            if facts["ok"]:
+                write(_tags_table(staged, run_id).coalesce(math.ceil(new_files / TAGS_ROWS_PER_FILE)), "tags")
         with summary.step("write images"):
-            write(images, "images")
+            if facts["ok"]:
+                write(images, "images")
         with summary.step("write rejects"):
-            write(rejects.coalesce(narrow_files), "rejects")
+            if facts["rejected"] or duplicates is not None or flagged is not None:
+                write(rejects.coalesce(narrow_files), "rejects")
         with summary.step("write files"):
             write(files.coalesce(narrow_files), "files")
         if "rejects" in written:
-            summary.reject_reasons = {
-                row["reason"]: row["count"]
-                for row in read_table(spark, warehouse, "rejects", own_partitions=[partition])
-                .where(F.col("ingest_run_id") == run_id).groupBy("reason").count().collect()
-            }
+            summary.reject_reasons = reject_reason_counts(f"{table_path(warehouse, 'rejects')}/{partition}")
         shutil.rmtree(to_local_path(staging), ignore_errors=True)
         shutil.rmtree(to_local_path(f"{staging}_duplicates"), ignore_errors=True)
     listing.unpersist()
