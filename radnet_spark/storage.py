@@ -6,7 +6,8 @@ URIs (``s3://``, ``gs://``, ``abfss://``, any scheme fsspec knows). Object store
 with fsspec inside the tasks, each file opened as a stream with ranged reads; the filesystem
 packages are optional extras (``[s3]``, ``[gcs]``, ``[azure]``). Credentials come only from where
 those packages look (environment, instance profile or managed identity, their config files): radnet
-never takes, stores or logs one. Tables are written by Spark, so they take any Hadoop URI.
+never takes, stores or logs one. Tables are written by Spark, but the warehouse must be a path the
+driver's Python can write too (a local folder or a shared mount): docs/cluster.md says which are tested.
 
 Symbolic links: a link to a file and the file are one input, listed once under the file's real
 path (the link's own path is recorded nowhere); links to directories are not followed (a link
