@@ -104,6 +104,8 @@ def _run(
     spark: SparkSession, dicom: str | None, diagnoses: str | None, warehouse: str, config: RadnetConfig,
     models_root: str, name: str, wanted: set[str], compare: bool,
 ) -> RunResult:
+    for view in config.cluster.views:  # a missing model file must not cost an ingest
+        get_view(view).check_settings(config)
     remove_uncommitted(warehouse, ("labels",))
     if dicom is not None:
         log.info("%s", ingest(spark, dicom, diagnoses, warehouse, config))

@@ -325,3 +325,23 @@ def test_a_model_with_a_default_prompt_gets_it_as_its_own_encode_does(text_model
     assert encoder.prompt == "nalaz: "
     np.testing.assert_allclose(encoder.embed(texts), prompted.encode(texts, convert_to_numpy=True), atol=1e-5)
     assert not np.allclose(encoder.embed(texts), text_model[1].encode(texts, convert_to_numpy=True), atol=1e-5)
+
+
+def test_a_missing_model_stops_run_before_anything_is_ingested(tmp_path, capsys):
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from radnet_spark.cli import main
+
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), dump / "ct.dcm")
+    warehouse = tmp_path / "warehouse"
+    code = main(["run", "--dicom", str(dump), "--out", str(warehouse), "--models", str(tmp_path / "models"),
+                 "--set", "cluster.views=[tags,pretrained_image]",
+                 "--set", f"pretrained.image_model={tmp_path / 'nowhere.pt'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pretrained.image_model" in err[0], err
+    assert not (warehouse / "_runs").exists() or not any((warehouse / "_runs").iterdir())
+    assert not (warehouse / "files").exists()

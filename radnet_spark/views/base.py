@@ -100,6 +100,14 @@ class View(ABC):
         """The fitted state's folder inside a pipeline version."""
         return f"{self.name}/embedder"
 
+    def check_settings(self, config: RadnetConfig) -> None:
+        """Raise a one-sentence error when the view's settings point at something unusable.
+
+        Called before any Spark work of ``run`` (a missing model file must not cost an ingest);
+        by default a view needs nothing outside the warehouse.
+        """
+        return None
+
     def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
         """Training rows this view can learn from, and what counts as usable (for the warning).
 

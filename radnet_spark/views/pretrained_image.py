@@ -136,7 +136,12 @@ class PretrainedImageView(View):
 
     def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
         """Training rows of ``images``, once the model file loads (one sentence when it does not)."""
-        model = inputs.config.pretrained.image_model
+        self.check_settings(inputs.config)
+        return super().usable_rows(inputs)
+
+    def check_settings(self, config: RadnetConfig) -> None:
+        """The model file loads and takes a block of the configured shape; else one sentence."""
+        model = config.pretrained.image_model
         if not model or not Path(to_local_path(model)).is_file():
             raise PipelineError(
                 f"The pretrained_image view needs pretrained.image_model, a TorchScript file on local disk; "
@@ -155,7 +160,7 @@ class PretrainedImageView(View):
                 f"pretrained.image_model {model!r} is neither a TorchScript module (torch.jit.save) nor a "
                 f"torch.export program (torch.export.save): {_reason(error)}."
             ) from None
-        p = inputs.config.pretrained
+        p = config.pretrained
         # One block of the shape every executor call has: a program exported for another batch size,
         # input size or channel count fails here, in one sentence, instead of in every task.
         try:
@@ -167,7 +172,6 @@ class PretrainedImageView(View):
                 f"{p.image_channels}, {p.image_input_size}, {p.image_input_size}) (pretrained.image_batch_rows, "
                 f"image_channels, image_input_size; export it with a dynamic batch dimension): {_reason(error)}."
             ) from None
-        return super().usable_rows(inputs)
 
     def fit(self, inputs: ViewInputs, folder: str) -> FittedView:
         p = inputs.config.pretrained

@@ -182,18 +182,22 @@ class PretrainedTextView(View):
 
     def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
         """Training diagnoses with text, once the model folder loads (one sentence when it does not)."""
+        self.check_settings(inputs.config)
         p = inputs.config.pretrained
-        if not p.text_model:
-            raise PipelineError(
-                "The pretrained_text view needs pretrained.text_model, a sentence-transformers model folder "
-                "on local disk; got None."
-            )
-        load_sentence_transformer(p.text_model)  # missing, malformed or unloadable: one sentence, before any fit
         what = f"training diagnoses with text in {p.text_column}"
         if not table_exists(inputs.warehouse, self.source_table):
             return 0, what
         train = inputs.with_split(inputs.table(self.source_table)).where(F.col("split") == "train")
         return train.where(F.length(F.trim(F.col(p.text_column))) > 0).count(), what
+
+    def check_settings(self, config: RadnetConfig) -> None:
+        """The model folder loads; else one sentence."""
+        if not config.pretrained.text_model:
+            raise PipelineError(
+                "The pretrained_text view needs pretrained.text_model, a sentence-transformers model folder "
+                "on local disk; got None."
+            )
+        load_sentence_transformer(config.pretrained.text_model)  # missing, malformed or unloadable: one sentence
 
     def fit(self, inputs: ViewInputs, folder: str) -> FittedView:
         from importlib.metadata import version
