@@ -36,6 +36,7 @@ from radnet_spark.ingest.exam_names import EXAM_NAME_HASHES, exam_name_hash_rows
 from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOptions
 from radnet_spark.ingest.scope import apply_scope, out_of_scope
 from radnet_spark.storage import (
+    default_parallelism,
     is_remote,
     list_files_distributed,
     read_remote_table,
@@ -274,7 +275,7 @@ def _ingest(
     log.info("ingest %s: %d new files under %s", run_id, new_files, dicom_root)
 
     if new_files:
-        partitions = read_partitions(new_files, spark.sparkContext.defaultParallelism, config)
+        partitions = read_partitions(new_files, default_parallelism(spark), config)
         parsed = parse_files(listing.repartition(partitions), options, config.ingest.file_batch_size)
         # Parse once into staging; every table is then a column-pruned read of it.
         staging = table_path(warehouse, f"_staging/{run_id}")
