@@ -36,7 +36,7 @@ def _process_start() -> float:
     return time.time() - uptime + start_ticks / ticks
 
 
-def child(dump: str, warehouse: str, out: str) -> None:
+def child(dump: str, warehouse: str, out: str, overrides: list[str]) -> None:
     """Run the CLI in this process with timestamps; write them as JSON to ``out``."""
     started = _process_start()
     marks: list[tuple[str, float, int]] = []  # (name, seconds since process start, Spark jobs so far)
@@ -48,6 +48,7 @@ def child(dump: str, warehouse: str, out: str) -> None:
     from radnet_spark import cli, session
 
     mark("cli imports")
+    jvm: dict[str, bool] = {}
 
     def spark_jobs() -> int:
         from pyspark import SparkContext
@@ -68,6 +69,11 @@ def child(dump: str, warehouse: str, out: str) -> None:
 
     def session_ready() -> None:
         mark("session")
+        from pyspark import SparkContext
+
+        arguments = " ".join(SparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+                             .getInputArguments())
+        jvm.update(cds="SharedArchiveFile" in arguments, c1_only="TieredStopAtLevel=1" in arguments)
         from radnet_spark.ingest import job  # imported by the CLI by now
 
         step = job.IngestSummary.step
@@ -84,8 +90,8 @@ def child(dump: str, warehouse: str, out: str) -> None:
     if hasattr(session, "start_spark"):
         start_spark = session.start_spark
 
-        def timed_start(config=None):  # noqa: ANN001, ANN202
-            finish = start_spark(config)
+        def timed_start(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            finish = start_spark(*args, **kwargs)
 
             def timed_finish():  # noqa: ANN202
                 spark = finish()
@@ -104,9 +110,9 @@ def child(dump: str, warehouse: str, out: str) -> None:
             return spark
 
         session.get_spark = timed_get_spark
-    code = cli.main(["ingest", "--dicom", dump, "--out", warehouse])
+    code = cli.main(["ingest", "--dicom", dump, "--out", warehouse, *overrides])
     mark("end", spark_jobs())
-    Path(out).write_text(json.dumps({"code": code, "marks": marks}))
+    Path(out).write_text(json.dumps({"code": code, "marks": marks, "jvm": jvm}))
 
 
 def _phases(marks: list[list]) -> dict[str, float]:
@@ -170,10 +176,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dump", help="a folder with one DICOM file (default: one generated CT/MR file)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="a setting for the measured command, e.g. "
+                             "--set 'spark.conf={spark.driver.extraJavaOptions: -Xshare:off}'")
     parser.add_argument("--child", nargs=3, metavar=("DUMP", "WAREHOUSE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    overrides = [flag for setting in args.overrides for flag in ("--set", setting)]
     if args.child:
-        child(*args.child)
+        child(*args.child, overrides)
         return
 
     os.environ.setdefault("RADNET_SALT", "bench")
@@ -187,19 +197,28 @@ def main() -> None:
         first = sorted(p for p in (scratch / "pacs" / "dicom").rglob("*") if p.is_file())[0]
         dump.mkdir()
         shutil.copy(first, dump / first.name)
+    try:
+        from radnet_spark.jvm_class_archive import archive_name, cache_folder
+
+        name = archive_name()
+        print(f"class archive: {'present' if name and (cache_folder() / name).is_file() else 'absent'}")
+    except ImportError:  # the code before the class archive
+        print("class archive: not used")
     rows = []
     for run in range(args.runs):
         load = os.getloadavg()[0]
         out = scratch / f"run{run}.json"
-        subprocess.run([sys.executable, __file__, "--child", str(dump), str(scratch / f"wh{run}"), str(out)],
+        subprocess.run([sys.executable, __file__, *[f"--set={o}" for o in args.overrides],
+                        "--child", str(dump), str(scratch / f"wh{run}"), str(out)],
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         record = json.loads(out.read_text())
         plain, cpu = _timed_command([sys.executable, "-m", "radnet_spark", "ingest", "--dicom", str(dump),
-                                     "--out", str(scratch / f"plain{run}")])
+                                     "--out", str(scratch / f"plain{run}"), *overrides])
         phases = _phases(record["marks"])
         rows.append({"load": load, "command": plain, "cpu": cpu, "instrumented": record["marks"][-1][1], **phases})
         print(f"run {run}: load {load:.1f}, command {plain:.1f} s wall, {cpu:.1f} s CPU; "
               + ", ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items()))
+        print(f"  JVM: {record.get('jvm')}")
         print("  Spark jobs per step: " + ", ".join(f"{k} {v}" for k, v in _jobs(record["marks"]).items()))
     print("median: " + ", ".join(f"{name} {statistics.median(row.get(name, 0.0) for row in rows):.2f}"
                                  for name in rows[0]))

@@ -25,6 +25,10 @@ from radnet_spark.errors import UserError
 log = logging.getLogger("radnet")
 
 EXIT_SPARK_ERROR = 1
+# Up to this many files (the dump's and the warehouse's together) the work is small: a JVM that
+# compiles less starts quicker, and the little JVM work is not worth the optimising compiler
+# (docs/benchmarks.md, "Fixed cost").
+SMALL_WORK_FILES = 1000
 EXIT_USER_ERROR = 2
 
 
@@ -52,10 +56,39 @@ def _runtime_flags(config: RadnetConfig, args: argparse.Namespace) -> RadnetConf
     return config
 
 
-def _spark(config: RadnetConfig):  # noqa: ANN202 - pyspark import stays lazy for `synth`
-    from radnet_spark.session import get_spark
+def _small_work(dicom: str | None, warehouse: str) -> bool:
+    """Whether the dump's files and the warehouse's committed files are SMALL_WORK_FILES at most.
 
-    return get_spark(config.spark)
+    The dump is counted up to the bound (a local folder only; an object store counts as large),
+    the warehouse from its commit records (no Spark). ``run`` without ``--dicom`` counts as large.
+    """
+    from radnet_spark.storage import is_remote, to_local_path
+    from radnet_spark.tables import committed_row_counts
+
+    if not dicom or is_remote(dicom) or is_remote(warehouse) or not os.path.isdir(to_local_path(dicom)):
+        return False
+    files = committed_row_counts(warehouse).get("files", 0) if os.path.isdir(to_local_path(warehouse)) else 0
+    for _, _, names in os.walk(to_local_path(dicom)):
+        files += len(names)
+        if files > SMALL_WORK_FILES:
+            return False
+    return files <= SMALL_WORK_FILES
+
+
+def _spark(config: RadnetConfig, *modules: str, small: bool = False):  # noqa: ANN202 - pyspark stays lazy
+    """The session; the command's own ``modules`` are imported while the driver JVM starts.
+
+    With ``small`` work the JVM starts quicker but computes slower (:func:`start_spark`).
+    """
+    import importlib
+
+    from radnet_spark.session import start_spark
+
+    # The first command on a machine leaves Spark's classes in an archive for the next ones.
+    finish = start_spark(config.spark, write_class_archive=True, small_input=small)
+    for module in modules:
+        importlib.import_module(module)
+    return finish()
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -82,7 +115,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 @contextlib.contextmanager
-def _writing(args: argparse.Namespace, config: RadnetConfig) -> Iterator[object]:
+def _writing(args: argparse.Namespace, config: RadnetConfig, *modules: str) -> Iterator[object]:
     """The warehouse's write lock, then Spark: a second writer refuses at once, before any session.
 
     Called once the paths and settings are checked, so a typo never creates the warehouse folder.
@@ -91,15 +124,15 @@ def _writing(args: argparse.Namespace, config: RadnetConfig) -> Iterator[object]
     from radnet_spark.tables import warehouse_lock
 
     with warehouse_lock(args.out, args.command):
-        yield _spark(config)
+        yield _spark(config, *modules, small=_small_work(args.dicom, args.out))
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from radnet_spark.ingest.job import ingest
-
     _check_inputs(args)
     config = _config(args)
-    with _writing(args, config) as spark:
+    with _writing(args, config, "radnet_spark.ingest.job") as spark:
+        from radnet_spark.ingest.job import ingest
+
         summary = ingest(spark, args.dicom, args.diagnoses, args.out, config)
         write_effective_config(config, args.out, "ingest")
     print(summary)
@@ -107,15 +140,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from radnet_spark.pipeline import run
-
     _check_inputs(args)
     config = _config(args)
     if config.tracking.mlflow:
         from radnet_spark.tracking import require_mlflow
 
         require_mlflow()  # before training, not after it
-    with _writing(args, config) as spark:
+    with _writing(args, config, "radnet_spark.pipeline") as spark:
+        from radnet_spark.pipeline import run
+
         result = run(spark, args.dicom, args.diagnoses, args.out, config, models_root=args.models,
                      name=args.name, until=args.until, compare=args.compare)
     print(result)
@@ -142,9 +175,9 @@ def cmd_label(args: argparse.Namespace) -> int:
     config = _runtime_flags(
         label_config(pipeline.config(), read_settings(args.config, args.overrides), args.pipeline), args
     )
-    from radnet_spark.pipeline import label
+    with _writing(args, config, "radnet_spark.pipeline") as spark:
+        from radnet_spark.pipeline import label
 
-    with _writing(args, config) as spark:
         print(label(spark, args.pipeline, args.dicom, args.diagnoses, args.out, config))
     return 0
 
@@ -272,7 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(client).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        if code == 0 and "radnet_spark.session" in sys.modules:
+            from radnet_spark.session import save_class_archive
+
+            save_class_archive()
+        return code
     except (UserError, ConfigError) as error:
         print(f"radnet {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -12,11 +12,16 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+# Imported before the JVM-launching thread starts, so that it imports nothing while the caller's
+# thread imports the command's modules (two threads importing one module can see it half-done).
+import pyspark.java_gateway  # noqa: F401
 from pyspark.sql import SparkSession
 
 from radnet_spark.config import SparkConfig
+from radnet_spark.jvm_class_archive import ArchivePlan, archive_name, cache_folder, keep_archive, plan_archive
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +37,14 @@ JVM_STARTUP_NOISE = (
     b"To adjust logging level use sc.setLogLevel(",
 )
 
+# For small work the JIT's optimising compiler costs more than it saves (measured in
+# docs/benchmarks.md, "Fixed cost"): stop at C1.
+QUICK_START_JIT = "-XX:TieredStopAtLevel=1"
 # The console settles when this line, printed by the JVM after everything else, has passed through.
 JVM_STDERR_MARK = b"radnet-spark: jvm stderr forwarded\n"
 _jvm_stderr_settled = threading.Event()
 _jvm_stderr_forwarded = threading.Event()  # a forwarder thread runs (sessions launched quiet only)
+_archive_plan: ArchivePlan | None = None  # the class archive this process's JVM writes at exit
 
 
 def read_defaults_file(path: Path) -> dict[str, str]:
@@ -155,10 +164,36 @@ def resolve_master(config: SparkConfig) -> str | None:
 
 def get_spark(config: SparkConfig | None = None) -> SparkSession:
     """Return the active SparkSession or build one from config, repo defaults and environment."""
+    return start_spark(config)()
+
+
+def start_spark(
+    config: SparkConfig | None = None, write_class_archive: bool = False, small_input: bool = False
+) -> Callable[[], SparkSession]:
+    """Begin building the session (the driver JVM starts on a thread); call the result for the session.
+
+    Starting the JVM takes seconds of mostly waiting; a command imports its own modules meanwhile
+    (``finish = start_spark(c); import …; spark = finish()``). Only the JVM of a quiet local
+    session, which radnet launches itself, starts early; every other session starts in ``finish``.
+
+    A local session's JVM maps Spark's classes from a CDS archive when one exists
+    (:mod:`radnet_spark.jvm_class_archive`); with ``write_class_archive`` a JVM that finds none
+    writes it as it exits, and the caller calls :func:`save_class_archive` when its work is done.
+
+    Args:
+        config: The ``spark`` section of the settings (default: its defaults).
+        write_class_archive: Whether this JVM may write the class archive (the caller saves it).
+        small_input: The work is small (a few files): a local JVM then only compiles with the quick
+            C1 compiler, which starts about 40 % faster but runs JVM-bound work about 2x slower
+            (docs/benchmarks.md, "Fixed cost").
+
+    Returns:
+        A function that waits for the JVM, creates (or returns the active) session and returns it.
+    """
     config = config or SparkConfig()
     active = SparkSession.getActiveSession()
     if active is not None:
-        return active
+        return lambda: active
     builder = SparkSession.builder.appName(config.app_name)
     master = resolve_master(config)
     settings: dict[str, str] = {}
@@ -174,15 +209,81 @@ def get_spark(config: SparkConfig | None = None) -> SparkSession:
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     settings.update(config.conf)
+    if master is not None and master.startswith("local"):
+        _plan_class_archive(settings, write_class_archive)
+        options = settings.get("spark.driver.extraJavaOptions", "")
+        if small_input and "Tiered" not in options:  # a user's own JIT choice wins
+            settings["spark.driver.extraJavaOptions"] = f"{options} {QUICK_START_JIT}".strip()
+    launching: threading.Thread | None = None
+    failures: list[BaseException] = []
     if master is not None and config.quiet_logs:
         # Only for sessions we launch: under spark-submit the cluster's log configuration rules.
         quiet = f"-Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}"
         settings["spark.driver.extraJavaOptions"] = f"{settings.get('spark.driver.extraJavaOptions', '')} {quiet}".strip()
         if master.startswith("local"):
             settings.setdefault("spark.master", master)
-            _launch_quiet_gateway(settings)
-    for key, value in settings.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    log.info("Spark %s, master %s", spark.version, spark.conf.get("spark.master", "?"))
-    return spark
+            launching = threading.Thread(target=_launch_recording_failure, args=(settings, failures),
+                                         name="jvm-launch", daemon=True)
+            launching.start()
+
+    def finish() -> SparkSession:
+        nonlocal builder
+        if launching is not None:
+            launching.join()
+            if failures:
+                raise failures[0]
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        log.info("Spark %s, master %s", spark.version, spark.conf.get("spark.master", "?"))
+        return spark
+
+    return finish
+
+
+def _plan_class_archive(settings: dict[str, str], may_write: bool) -> None:
+    """Add the class archive's JVM options to the driver's; remember an archive this JVM will write."""
+    global _archive_plan
+    options = settings.get("spark.driver.extraJavaOptions", "")
+    plan = plan_archive(options, cache_folder(), archive_name(), may_write)
+    if plan.options:
+        settings["spark.driver.extraJavaOptions"] = f"{options} {plan.options}".strip()
+    _archive_plan = plan if plan.writes is not None else None
+
+
+def save_class_archive(timeout: float = 300.0) -> bool:
+    """Stop Spark and its JVM, and keep the class archive the JVM writes as it exits (first run only).
+
+    Does nothing unless this process started a JVM that writes the archive
+    (``start_spark(..., write_class_archive=True)`` finding none).
+
+    Args:
+        timeout: Seconds to wait for the JVM to write the archive and exit.
+
+    Returns:
+        Whether an archive was written and kept.
+    """
+    global _archive_plan
+    from pyspark import SparkContext
+
+    plan, _archive_plan = _archive_plan, None
+    gateway = SparkContext._gateway
+    if plan is None or gateway is None:
+        return False
+    log.info("Saving Spark's classes for faster starts (once): %s", plan.archive)
+    code: int | None = None
+    try:
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+        gateway.proc.stdin.close()  # the JVM exits at end of input, writing the archive first
+        code = gateway.proc.wait(timeout)
+    except Exception as error:  # noqa: BLE001 - a speed-up only: never fail the finished command
+        log.warning("Spark's class archive was not saved: %s", error)
+    return keep_archive(plan, code)
+
+
+def _launch_recording_failure(settings: dict[str, str], failures: list[BaseException]) -> None:
+    try:
+        _launch_quiet_gateway(settings)
+    except BaseException as error:  # raised again by the caller's thread, in finish()
+        failures.append(error)

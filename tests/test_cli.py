@@ -142,3 +142,20 @@ def test_a_names_lexicon_that_cannot_load_stops_ingest_before_spark(tmp_path, se
     (line,) = result.stderr.strip().splitlines()
     assert named in line and setting.split("=", 1)[1].split(",")[-1] in line
     assert not (tmp_path / "wh").exists()
+
+
+def test_small_work_counts_the_dump_and_the_warehouses_committed_files(tmp_path, monkeypatch):
+    from radnet_spark import cli
+    from radnet_spark.tables import commit_run
+
+    dump = tmp_path / "dump" / "a" / "b"
+    dump.mkdir(parents=True)
+    for name in ("1.dcm", "2.dcm", "3.dcm"):
+        (dump / name).write_bytes(b"x")
+    warehouse = tmp_path / "warehouse"
+    monkeypatch.setattr(cli, "SMALL_WORK_FILES", 4)
+    assert cli._small_work(str(tmp_path / "dump"), str(warehouse))  # a new warehouse: 3 files
+    commit_run(str(warehouse), "r1", "ingest", {"files": "ingest_run_id=r1"}, {"files": 2})
+    assert not cli._small_work(str(tmp_path / "dump"), str(warehouse))  # 3 new + 2 committed
+    assert not cli._small_work(None, str(warehouse))  # `run` on the warehouse alone: any size
+    assert not cli._small_work("s3://bucket/dump", str(tmp_path / "new"))  # not counted: large
