@@ -14,6 +14,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,15 @@ def data_fingerprint(warehouse: str) -> str:
     return fingerprint(sorted(r for r in runs if r))
 
 
-def file_fingerprint(path: str | Path) -> str:
-    """SHA-256 of a file's bytes: a stage that reads a file re-runs when its content changes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def file_fingerprint(path: str | Path | Traversable) -> str:
+    """SHA-256 of a file's bytes: a stage that reads a file re-runs when its content changes.
+
+    Args:
+        path: A path, or a package resource (a ``zipfile.Path`` when the package is shipped as a zip
+            with ``--py-files``, which ``Path()`` does not accept).
+    """
+    source = Path(path) if isinstance(path, str) else path
+    return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
 
 
 def section_fingerprint(config: RadnetConfig, *sections: str) -> str:

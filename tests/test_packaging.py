@@ -61,3 +61,26 @@ def test_install_commands_take_packages_from_the_registry_only():
         assert "file:" not in line and "://" not in line and ".whl" not in line, line
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "PIP_NO_CACHE_DIR=1" in ci and "make test" in ci
+
+
+def test_the_pipeline_fingerprints_its_packaged_bpe_rules_when_run_from_the_shipped_zip(tmp_path):
+    """``spark-submit --py-files radnet_spark.zip``: package resources are ``zipfile.Path``, not files."""
+    import hashlib
+    import subprocess
+    import sys
+    import zipfile
+
+    shipped = tmp_path / "radnet_spark.zip"
+    with zipfile.ZipFile(shipped, "w") as archive:
+        for source in (ROOT / "radnet_spark").rglob("*"):
+            if source.is_file() and "__pycache__" not in source.parts:
+                archive.write(source, source.relative_to(ROOT).as_posix())
+    probe = (
+        "import radnet_spark.tags.bpe as bpe, radnet_spark.stages as stages;"
+        "assert '.zip' in bpe.__file__, bpe.__file__;"
+        "print(stages.file_fingerprint(bpe.DEFAULT_RULES_PATH))"
+    )
+    printed = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(shipped)}, cwd=tmp_path,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    rules = (ROOT / "radnet_spark" / "tags" / "bpe_rules.yaml").read_bytes()
+    assert printed == hashlib.sha256(rules).hexdigest()[:16]
