@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -552,32 +553,47 @@ def _window_frame(
     if dtype is None:
         if unused_bits:
             raise ValueError("Only 8- and 16-bit integer frames can carry uncorrected high bits.")
-        image, center, width, source = _window_frame_by_formula(frame, rescale, pairs, estimate)
+
+        def by_formula(center: float, width: float) -> np.ndarray:
+            return _rescale_and_window(frame, rescale, center, width)
+
+        def estimated_by_formula() -> tuple[float, float]:
+            # The percentiles need the frame's values at once: one float64 copy, reordered in place.
+            return estimate_window(apply_rescale(frame, *rescale), overwrite_input=True)
+
+        image, center, width, source = _first_meaningful_window(pairs, by_formula, estimate, estimated_by_formula)
         return (255 - image if invert else image), center, width, source
     index = _lut_index(frame)
-    first: np.ndarray | None = None
-    for center, width in pairs:
-        image = _look_up(_window_lut(dtype, unused_bits, *rescale, center, width, invert), index)
-        if image.max() != image.min():
-            return image, center, width, "dicom"
-        first = image if first is None else first
-    if pairs:
-        center, width = pairs[0]
-        return first, center, width, "dicom"
-    if not estimate:
-        raise RecordRejected(RejectReason.NO_WINDOW, "The dataset has no valid WindowCenter/WindowWidth.")
-    center, width = _estimate_window_from_index(index, dtype, unused_bits, rescale)
-    image = _look_up(_window_lut(dtype, unused_bits, *rescale, center, width, invert), index)
-    return image, center, width, "estimated"
+
+    def by_table(center: float, width: float) -> np.ndarray:
+        return _look_up(_window_lut(dtype, unused_bits, *rescale, center, width, invert), index)
+
+    def estimated_from_index() -> tuple[float, float]:
+        return _estimate_window_from_index(index, dtype, unused_bits, rescale)
+
+    return _first_meaningful_window(pairs, by_table, estimate, estimated_from_index)
 
 
-def _window_frame_by_formula(
-    frame: np.ndarray, rescale: tuple[float, float], pairs: list[tuple[float, float]], estimate: bool
+def _first_meaningful_window(
+    pairs: list[tuple[float, float]],
+    window_with: Callable[[float, float], np.ndarray],
+    estimate: bool,
+    estimated_window: Callable[[], tuple[float, float]],
 ) -> tuple[np.ndarray, float, float, str]:
-    """:func:`_window_frame` computed in float64 (frames of floats or of 32/64-bit integers)."""
+    """The window policy, whatever computes the pixels: first pair with a non-constant image, else first pair.
+
+    Args:
+        pairs: Valid (centre, width) pairs in order.
+        window_with: 8-bit image of the frame under one (centre, width).
+        estimate: Estimate a window when there is no pair (else reject ``no_window``).
+        estimated_window: The estimated (centre, width), computed only when needed.
+
+    Returns:
+        (8-bit image, centre, width, window source).
+    """
     first: np.ndarray | None = None
     for center, width in pairs:
-        image = _rescale_and_window(frame, rescale, center, width)
+        image = window_with(center, width)
         if image.max() != image.min():
             return image, center, width, "dicom"
         first = image if first is None else first
@@ -586,9 +602,8 @@ def _window_frame_by_formula(
         return first, center, width, "dicom"
     if not estimate:
         raise RecordRejected(RejectReason.NO_WINDOW, "The dataset has no valid WindowCenter/WindowWidth.")
-    # The percentiles need the frame's values at once: one float64 copy, reordered in place.
-    center, width = estimate_window(apply_rescale(frame, *rescale), overwrite_input=True)
-    return _rescale_and_window(frame, rescale, center, width), center, width, "estimated"
+    center, width = estimated_window()
+    return window_with(center, width), center, width, "estimated"
 
 
 def _colour_to_8bit(rgb: np.ndarray, max_value: float) -> np.ndarray:
