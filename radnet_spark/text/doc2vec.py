@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (the PySpark convention)
-from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
 from radnet_spark.errors import PipelineError
 from radnet_spark.sampling import smallest_hash_rows
 from radnet_spark.storage import to_local_path
+from radnet_spark.text.stems_frame import vector_output_schema
 from radnet_spark.text.vocabulary import training_rows
 from radnet_spark.worker_cache import cached
 
@@ -365,12 +365,7 @@ def doc2vec_transform(
         A DataFrame of the key columns plus ``output_col``.
     """
     key_cols = list(key_cols)
-    missing = [c for c in [*key_cols, stems_col] if c not in df.columns]
-    if missing:
-        raise PipelineError(f"The diagnoses DataFrame lacks the column(s) {', '.join(missing)}.")
-    schema = StructType(
-        [df.schema[c] for c in key_cols] + [StructField(output_col, ArrayType(FloatType(), False), False)]
-    )
+    schema = vector_output_schema(df, key_cols, stems_col, output_col)
     rows = df.select(*key_cols, stems_col)
     if trained_vectors_path is not None:
         trained = (

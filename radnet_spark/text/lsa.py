@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
 from radnet_spark.errors import PipelineError
 from radnet_spark.storage import to_local_path
+from radnet_spark.text.stems_frame import vector_output_schema
 from radnet_spark.text.vocabulary import Vocabulary
 from radnet_spark.worker_cache import cached
 
@@ -199,12 +199,7 @@ def lsa_transform(
         A DataFrame of the key columns plus ``output_col``.
     """
     key_cols = list(key_cols)
-    missing = [c for c in [*key_cols, stems_col] if c not in df.columns]
-    if missing:
-        raise PipelineError(f"The diagnoses DataFrame lacks the column(s) {', '.join(missing)}.")
-    schema = StructType(
-        [df.schema[c] for c in key_cols] + [StructField(output_col, ArrayType(FloatType(), False), False)]
-    )
+    schema = vector_output_schema(df, key_cols, stems_col, output_col)
     centre = None if mean is None else [float(v) for v in mean]
     function = _lsa_batches(lsa_path, stems_col, key_cols, output_col, centre, unit_length)
     return df.select(*key_cols, stems_col).mapInPandas(function, schema)
