@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import zlib
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,14 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from radnet_spark.dicom.header import dataset_to_tags, is_image_instance, read_dataset
+from radnet_spark.dicom.header import (
+    _meta_rules_out_deflate,
+    dataset_to_tags,
+    is_image_instance,
+    read_dataset,
+)
 from radnet_spark.dicom.reasons import RecordRejected, RejectReason
 
 BIG = 10**9
@@ -69,6 +75,46 @@ def reject_reason(path: str, *, stop_before_pixels: bool = True, max_file_bytes:
 
 
 # --- read_dataset -------------------------------------------------------------------------------
+
+
+def deflated_part10_bytes(ds: Dataset, meta_padding: int = 0) -> bytes:
+    """A Deflated Explicit VR Little Endian file; ``meta_padding`` bytes of private meta lengthen its file meta."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    if meta_padding:
+        meta.PrivateInformationCreatorUID = "1.2.3.4.5"
+        meta.PrivateInformation = b"\0" * meta_padding
+    body = DicomBytesIO()
+    body.is_little_endian = True
+    body.is_implicit_VR = False
+    write_dataset(body, ds)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    buffer = DicomBytesIO()
+    buffer.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    buffer.write(deflater.compress(body.getvalue()) + deflater.flush())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("meta_padding", [0, 6000], ids=["short meta", "meta longer than the first read"])
+def test_deflated_file_is_inflated_however_long_its_file_meta(tmp_path: Path, meta_padding: int) -> None:
+    path = write(tmp_path, "deflated.dcm", deflated_part10_bytes(small_dataset(StudyDescription="CT glave"),
+                                                                 meta_padding))
+    ds = read_dataset(path, stop_before_pixels=True, max_file_bytes=BIG)
+    assert ds.StudyDescription == "CT glave"
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def test_only_a_whole_file_meta_without_the_deflated_uid_rules_out_deflate(tmp_path: Path) -> None:
+    plain = Path(sample_path("CT_small.dcm")).read_bytes()
+    deflated = deflated_part10_bytes(small_dataset())
+    assert _meta_rules_out_deflate(plain[:4096])
+    assert not _meta_rules_out_deflate(deflated[:4096])
+    assert not _meta_rules_out_deflate(plain[:150])  # the meta does not end inside these bytes
+    assert not _meta_rules_out_deflate(part10_bytes(small_dataset())[:4096])  # no group length: parse it
+    assert not _meta_rules_out_deflate(deflated_part10_bytes(small_dataset(), meta_padding=6000)[:4096])
 
 
 @pytest.mark.parametrize("stop_before_pixels", [True, False])

@@ -81,6 +81,10 @@ MAX_TAG_VALUE_BYTES = DEFER_BYTES
 """Attribute values longer than this (64 KiB) are left out of the tag dictionary without being loaded."""
 DEFAULT_MAX_INFLATED_BYTES = 512 * 1024 * 1024
 _INFLATE_CHUNK = 1024 * 1024
+# The start of a file read before parsing: the preamble and, in nearly every file, the whole file meta.
+_HEAD_BYTES = 4096
+_META_GROUP_LENGTH = b"\x02\x00\x00\x00UL\x04\x00"
+_DEFLATED_UID_BYTES = DeflatedExplicitVRLittleEndian.encode("ascii")
 _NUMERIC_STRING_VRS = frozenset({"DS", "IS"})
 # C0 controls other than tab/newline/carriage return are never meaningful in a tag value.
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -198,10 +202,30 @@ def _binary(source: str | BinaryIO) -> Iterator[BinaryIO]:
         yield source
 
 
-def _deflated_meta_end(path: str | BinaryIO) -> int | None:
-    """Offset of the dataset after the file meta when the file is deflated, else None."""
+def _meta_rules_out_deflate(head: bytes) -> bool:
+    """Whether the start of a Part 10 file shows a whole file meta without the deflated syntax's UID.
+
+    Saves parsing the file meta a second time for nearly every file: the meta's group length says
+    where it ends, and a transfer syntax whose UID bytes are not in the meta cannot be deflated.
+    Without a group length, or with a meta longer than ``head``, nothing is ruled out.
+    """
+    if head[132:140] != _META_GROUP_LENGTH or len(head) < 144:
+        return False
+    meta_end = 144 + int.from_bytes(head[140:144], "little")
+    return meta_end <= len(head) and _DEFLATED_UID_BYTES not in head[132:meta_end]
+
+
+def _deflated_meta_end(path: str | BinaryIO, head: bytes = b"") -> int | None:
+    """Offset of the dataset after the file meta when the file is deflated, else None.
+
+    Args:
+        path: The file, or its open stream.
+        head: The file's first bytes when already read (see :func:`_meta_rules_out_deflate`).
+    """
     from pydicom.filereader import _read_file_meta_info
 
+    if _meta_rules_out_deflate(head):
+        return None
     with _binary(path) as handle:
         handle.seek(132)
         try:
@@ -296,7 +320,7 @@ def read_dataset(
                 f"The file has {file_size} bytes, more than the limit of {max_file_bytes}.",
             )
         with _binary(stream or path) as handle:
-            head = handle.read(132)
+            head = handle.read(_HEAD_BYTES)
     except OSError as error:
         _close_quietly(stream)
         raise _read_error(error) from None
@@ -349,7 +373,7 @@ def _read_source(
     inflated: str | None = None
     if is_part10:
         try:
-            meta_end = _deflated_meta_end(stream or path)
+            meta_end = _deflated_meta_end(stream or path, head)
             if meta_end is not None:
                 inflated = _inflate_to_file(stream or path, meta_end, max_inflated_bytes)
                 file_size = os.path.getsize(inflated)
