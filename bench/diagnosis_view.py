@@ -164,13 +164,18 @@ def plain_references(stems: list[list[str]], train: np.ndarray, seed: int) -> di
     return out
 
 
+# Every variant spells out its settings, so a change of the defaults does not rename a row.
 VIEW_SETTINGS: dict[str, list[str]] = {
-    "view pv_dbow (default: trained + inferred, centred, unit length)": [],
-    "view pv_dbow, training rows re-inferred": ["text.training_vectors=inferred"],
-    "view pv_dbow, raw vectors (no centring or unit length)": ["text.centre=false", "text.unit_length=false"],
-    "view pv_dbow as before (every row inferred, raw)": [
-        "text.training_vectors=inferred", "text.centre=false", "text.unit_length=false"],
-    "view lsa (100 components)": ["text.embedder=lsa"],
+    "view pv_dbow, trained + inferred, centred, unit length (default before 2026-12-07)": [
+        "text.training_vectors=trained", "text.centre=true", "text.unit_length=true"],
+    "view pv_dbow, every row inferred, centred, unit length": [
+        "text.training_vectors=inferred", "text.centre=true", "text.unit_length=true"],
+    "view pv_dbow, every row inferred, centred (default)": [
+        "text.training_vectors=inferred", "text.centre=true", "text.unit_length=false"],
+    "view pv_dbow, trained + inferred, raw (no centring or unit length)": [
+        "text.training_vectors=trained", "text.centre=false", "text.unit_length=false"],
+    "view lsa (100 components), centred, unit length": ["text.embedder=lsa", "text.centre=true", "text.unit_length=true"],
+    "view lsa (100 components), centred": ["text.embedder=lsa", "text.centre=true", "text.unit_length=false"],
     "view tfidf": ["text.embedder=tfidf"],
 }
 # --inference-variants: does longer or faster inference match the trained vectors better?

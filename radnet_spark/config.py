@@ -150,14 +150,17 @@ class TextConfig:
     epochs: int = 50
     seed: int = 42
     max_train_docs: int = 200_000  # distinct training diagnoses doc2vec and LSA fit on, on the driver
-    # doc2vec: sampled training documents keep their trained vectors (model.dv) or are inferred like new ones.
-    training_vectors: Literal["trained", "inferred"] = "trained"
+    # doc2vec: sampled training documents are inferred like new ones, or keep their trained vectors
+    # (model.dv). Inferred is the default: trained vectors have other norms than inferred ones, so
+    # centres fitted on them misplace every new report on small corpora (docs/benchmarks.md).
+    training_vectors: Literal["trained", "inferred"] = "inferred"
     inference_epochs: int | None = None  # doc2vec inference; None: epochs
     inference_alpha: float | None = None  # doc2vec inference's starting learning rate; None: training's (0.025)
     lsa_components: int = 100  # embedder lsa: TF-IDF reduced by a truncated SVD to this many components
-    # lsa and doc2vec vectors: subtract the training mean, then scale to unit length (else nearly parallel).
+    # lsa and doc2vec vectors: subtract the training mean (else nearly parallel); optionally scale to unit
+    # length, which amplifies the noise of short reports near the mean on small corpora (docs/benchmarks.md).
     centre: bool = True
-    unit_length: bool = True
+    unit_length: bool = False
 
 
 @dataclass

@@ -180,11 +180,11 @@ def test_transform_without_split_column_explains_where_it_comes_from(diagnoses):
         embedder.transform(diagnoses.drop("split"))
 
 
-def test_training_diagnoses_get_their_trained_vectors_and_new_ones_are_inferred(diagnoses):
+def test_every_diagnosis_is_inferred_by_default_and_trained_vectors_are_kept_on_request(diagnoses):
     settings = {"kind": "pv_dbow", "min_word_frequency": 2, "vector_size": 8, "epochs": 5, "centre": False,
                 "unit_length": False}
-    embedder = fit_diagnosis_embedder(diagnoses, **settings)
-    reinferred = fit_diagnosis_embedder(diagnoses, training_vectors="inferred", **settings)
+    embedder = fit_diagnosis_embedder(diagnoses, training_vectors="trained", **settings)
+    reinferred = fit_diagnosis_embedder(diagnoses, **settings)
 
     vectors = by_exam(embedder.transform(diagnoses))
     inferred = by_exam(reinferred.transform(diagnoses))
@@ -206,21 +206,24 @@ def test_training_diagnoses_get_their_trained_vectors_and_new_ones_are_inferred(
     assert len(model.dv) == 0  # workers load the model without the trained vectors
 
 
-def test_centred_unit_length_doc2vec_vectors_do_not_collapse(spark):
+def test_centred_doc2vec_vectors_do_not_collapse_and_unit_length_is_optional(spark):
     # Every report shares "uredn": with enough epochs the raw vectors line up along one direction.
     diagnoses = spark.createDataFrame(planted_rows(120, common="uredn"), SCHEMA)
     settings = {"kind": "pv_dbow", "min_word_frequency": 2, "vector_size": 16, "epochs": 100}
-    raw = fit_diagnosis_embedder(diagnoses, centre=False, unit_length=False, **settings)
-    finished = fit_diagnosis_embedder(diagnoses, **settings)
+    raw = fit_diagnosis_embedder(diagnoses, centre=False, **settings)
+    centred = fit_diagnosis_embedder(diagnoses, **settings)
+    finished = fit_diagnosis_embedder(diagnoses, unit_length=True, **settings)
 
     def vectors_of(embedder: DiagnosisEmbedder) -> np.ndarray:
         return np.vstack(list(by_exam(embedder.transform(diagnoses)).values()))
 
     assert mean_pairwise_cosine(vectors_of(raw)) > 0.5  # the collapse this guards against
+    assert abs(mean_pairwise_cosine(vectors_of(centred))) < 0.15
+    assert np.linalg.norm(vectors_of(centred), axis=1).std() > 1e-3  # lengths kept by default
     vectors = vectors_of(finished)
     assert abs(mean_pairwise_cosine(vectors)) < 0.15
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    assert finished.mean is not None and raw.mean is None
+    assert finished.mean is not None and centred.mean is not None and raw.mean is None
 
 
 def test_lsa_vectors_equal_scikit_learns_tfidf_and_svd_and_components_are_bounded(caplog):
@@ -246,7 +249,8 @@ def test_lsa_vectors_equal_scikit_learns_tfidf_and_svd_and_components_are_bounde
 def test_lsa_diagnosis_view_fits_saves_loads_and_embeds_every_exam(spark, tmp_path, diagnoses):
     warehouse = str(tmp_path / "warehouse")
     write_table(diagnoses.drop("split"), warehouse, "diagnoses")
-    config = load_config(None, ["text.embedder=lsa", "text.lsa_components=3", "text.min_word_frequency=2"])
+    config = load_config(None, ["text.embedder=lsa", "text.lsa_components=3", "text.min_word_frequency=2",
+                                 "text.unit_length=true"])
     inputs = ViewInputs(spark, warehouse, config)
     view = get_view("diagnosis")
     folder = str(tmp_path / "diagnosis")

@@ -3,10 +3,10 @@
 Kinds: ``bow`` (word counts), ``tfidf`` (IDF-weighted, L2-normalised counts), ``lsa`` (TF-IDF reduced
 by a truncated SVD), ``pv_dm`` and ``pv_dbow`` (doc2vec paragraph vectors; PV-DBOW scored best in the
 paper). All kinds share one vocabulary counted on the training split, so ``min_word_frequency``
-means the same for each. Doc2vec training documents keep their trained vectors (or, with
-``training_vectors="inferred"``, are inferred like new ones); the dense kinds (``lsa``, ``pv_*``)
-are centred on the training mean and scaled to unit length unless told otherwise, so their vectors do
-not collapse onto one direction.
+means the same for each. Doc2vec training documents are inferred like new ones (or, with
+``training_vectors="trained"``, keep their trained vectors); the dense kinds (``lsa``, ``pv_*``)
+are centred on the training mean unless told otherwise, so their vectors do not collapse onto one
+direction, and optionally scaled to unit length.
 
 A saved embedder is a directory::
 
@@ -272,11 +272,11 @@ def fit_diagnosis_embedder(
     max_train_docs: int = 200_000,
     inference_epochs: int | None = None,
     inference_alpha: float | None = None,
-    training_vectors: str = "trained",
+    training_vectors: str = "inferred",
     dbow_words: bool = False,
     lsa_components: int = 100,
     centre: bool = True,
-    unit_length: bool = True,
+    unit_length: bool = False,
     stems_col: str = "stems",
     split_col: str = "split",
     train_split: str = "train",
