@@ -171,9 +171,9 @@ class ClusterConfig:
     fusion: Literal["embeddings", "clusterdists", "clusterprobs"] = "embeddings"
     missing_view: Literal["zero_fill", "available_views"] = "zero_fill"  # zero_fill adds an indicator
     # Each view's block centred and scaled to total variance 1 on the training split before fusing
-    # (none: the paper's plain concatenation, where the block with the largest spread decides);
-    # view_weights then multiply the scaled blocks.
-    block_scaling: Literal["none", "unit_variance"] = "none"
+    # (none: the paper's plain concatenation, where the block with the largest spread decides; the
+    # scaling is the default by measurement, docs/benchmarks.md); view_weights multiply the scaled blocks.
+    block_scaling: Literal["none", "unit_variance"] = "unit_variance"
     view_weights: dict[ViewName, float] = field(default_factory=dict)
     algorithm: Literal["kmeans", "kmedoids"] = "kmeans"
     distance: Literal["euclidean", "cosine"] = "euclidean"

@@ -46,10 +46,10 @@ def _view_models() -> dict[str, KMeansModel]:
 
 
 def _fused(spark, method: str, missing_view: str = "zero_fill"):
+    """The paper's unscaled fusion (``block_scaling=none``), whose layout and ranges these tests pin."""
     joined = join_views(_embeddings(spark))
-    model = fit_fusion(
-        joined, list(DIMS), ClusterConfig(fusion=method, missing_view=missing_view), view_models=_view_models()
-    )
+    config = ClusterConfig(fusion=method, missing_view=missing_view, block_scaling="none")
+    model = fit_fusion(joined, list(DIMS), config, view_models=_view_models())
     return model, model.transform(joined).toPandas().set_index("sop_instance_uid").sort_index()
 
 
@@ -104,7 +104,7 @@ def test_clusterprobs_sum_to_one_per_present_view(spark):
 
 def test_available_views_keeps_rows_and_clusters_each_combination_apart(spark):
     joined = join_views(_embeddings(spark))
-    model = fit_fusion(joined, list(DIMS), ClusterConfig(missing_view="available_views"))
+    model = fit_fusion(joined, list(DIMS), ClusterConfig(missing_view="available_views", block_scaling="none"))
     fused = model.transform(joined)
     rows = fused.toPandas()
     assert len(rows) == N_INSTANCES
