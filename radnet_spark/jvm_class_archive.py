@@ -8,7 +8,7 @@ while it writes the archive (a few seconds, once) and moves the file into place 
 exited cleanly — a half-written archive would crash the next JVM instead of being ignored.
 
 One archive per Java binary, Spark jars and pyspark version, in ``$XDG_CACHE_HOME/radnet-spark``
-(default ``~/.cache/radnet-spark``), about 165 MB. Sessions whose ``spark.driver.extraJavaOptions``
+(default ``~/.cache/radnet-spark``), about 190 MB; the two most recently written are kept. Sessions whose ``spark.driver.extraJavaOptions``
 mention ``-Xshare`` or an archive keep their own choice: ``-Xshare:off`` turns this off. An
 archive that does not fit (another classpath) is ignored by the JVM, silently.
 """
@@ -25,6 +25,9 @@ from pathlib import Path
 # reach the terminal on stdout; an archive that cannot be used is simply not used.
 QUIET_CDS = "-Xlog:cds*=off -Xlog:class+path=off"
 USERS_CHOICE = ("-Xshare", "SharedArchiveFile", "ArchiveClassesAtExit")
+# Every virtual environment (each CI checkout) makes its own archive of ~190 MB: only the most
+# recently written ones are kept.
+KEPT_ARCHIVES = 2
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,26 @@ def plan_archive(java_options: str, folder: Path, name: str | None, may_write: b
     return ArchivePlan(options=f"-XX:ArchiveClassesAtExit={writes} {QUIET_CDS}", writes=writes, archive=archive)
 
 
+def remove_old_archives(folder: Path, keep: int = KEPT_ARCHIVES) -> list[Path]:
+    """Delete all but the ``keep`` most recently written archives in ``folder``.
+
+    A JVM that maps a deleted archive keeps its mapping (the file lives on until unmapped); a later
+    command of that environment writes its archive again.
+
+    Returns:
+        The archives deleted.
+    """
+    archives = sorted(folder.glob("spark-*.jsa"), key=lambda path: path.stat().st_mtime, reverse=True)
+    removed = []
+    for old in archives[keep:]:
+        try:
+            old.unlink()
+            removed.append(old)
+        except OSError:
+            pass
+    return removed
+
+
 def keep_archive(plan: ArchivePlan, jvm_exit_code: int | None) -> bool:
     """Move the archive the JVM wrote into place if it exited cleanly; else delete what it left.
 
@@ -118,6 +141,7 @@ def keep_archive(plan: ArchivePlan, jvm_exit_code: int | None) -> bool:
     try:
         if jvm_exit_code == 0 and plan.writes.is_file() and plan.writes.stat().st_size > 0:
             os.replace(plan.writes, plan.archive)
+            remove_old_archives(plan.archive.parent)
             return True
         if jvm_exit_code is not None:  # a JVM still writing is left alone; a later run removes it
             plan.writes.unlink(missing_ok=True)

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from radnet_spark.jvm_class_archive import ArchivePlan, keep_archive, plan_archive
+from radnet_spark.jvm_class_archive import ArchivePlan, keep_archive, plan_archive, remove_old_archives
 
 NAME = "spark-4.3.0-0123456789abcdef.jsa"
 
@@ -57,3 +57,19 @@ def test_the_archive_is_kept_only_when_the_jvm_exited_cleanly(tmp_path):
     plan.writes.write_bytes(b"still writing")
     assert not keep_archive(plan, None)  # did not exit in time: left for a later run to remove
     assert plan.writes.exists() and not (tmp_path / NAME).exists()
+
+
+def test_only_the_two_newest_archives_are_kept_when_a_new_one_is_saved(tmp_path):
+    for age, digest in enumerate(("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc")):
+        old = tmp_path / f"spark-4.3.0-{digest}.jsa"
+        old.write_bytes(b"archive")
+        os.utime(old, (1_000_000 + age, 1_000_000 + age))  # aaaa oldest
+    (tmp_path / "notes.txt").write_text("not an archive")
+    plan = plan_archive("", tmp_path, NAME, may_write=True)
+    plan.writes.write_bytes(b"new")
+
+    assert keep_archive(plan, 0)
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([NAME, "notes.txt", "spark-4.3.0-cccccccccccccccc.jsa"])
+    assert remove_old_archives(tmp_path) == []
