@@ -261,8 +261,7 @@ def test_a_bad_text_model_or_image_kind_exits_2_with_one_sentence(text_pipeline,
     assert code == 2 and len(err) == 1 and "timm requires torchvision" in err[0] and "docs/pretrained.md" in err[0]
 
 
-def test_a_malformed_image_model_file_is_one_sentence(spark, tmp_path):
-    from radnet_spark.views.base import ViewInputs
+def test_a_malformed_image_model_file_is_one_sentence(tmp_path):
     from radnet_spark.views.pretrained_image import PretrainedImageView
 
     broken = tmp_path / "broken.pt"
@@ -276,7 +275,7 @@ def test_a_malformed_image_model_file_is_one_sentence(spark, tmp_path):
                            (weights, "holds weights .* not a model: export it")):
         config = load_config(None, [f"pretrained.image_model={model}", "pretrained.image_input_size=32"])
         with pytest.raises(PipelineError, match=message) as caught:
-            PretrainedImageView().usable_rows(ViewInputs(spark, str(tmp_path / "warehouse"), config))
+            PretrainedImageView().check_settings(config)
         assert "\n" not in str(caught.value)
 
 

@@ -134,11 +134,6 @@ class PretrainedImageView(View):
     config_sections = ("pretrained", "split")
     default_k = 40
 
-    def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
-        """Training rows of ``images``, once the model file loads (one sentence when it does not)."""
-        self.check_settings(inputs.config)
-        return super().usable_rows(inputs)
-
     def check_settings(self, config: RadnetConfig) -> None:
         """The model file loads and takes a block of the configured shape; else one sentence."""
         model = config.pretrained.image_model

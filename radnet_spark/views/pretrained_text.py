@@ -181,8 +181,7 @@ class PretrainedTextView(View):
     default_k = 20
 
     def usable_rows(self, inputs: ViewInputs) -> tuple[int, str]:
-        """Training diagnoses with text, once the model folder loads (one sentence when it does not)."""
-        self.check_settings(inputs.config)
+        """Training diagnoses with text (the model folder was checked by :meth:`check_settings` before)."""
         p = inputs.config.pretrained
         what = f"training diagnoses with text in {p.text_column}"
         if not table_exists(inputs.warehouse, self.source_table):
