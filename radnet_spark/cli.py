@@ -72,7 +72,7 @@ def _small_work(dicom: str | None, warehouse: str) -> bool:
         files += len(names)
         if files > SMALL_WORK_FILES:
             return False
-    return files <= SMALL_WORK_FILES
+    return True
 
 
 def _spark(config: RadnetConfig, *modules: str, small: bool = False):  # noqa: ANN202 - pyspark stays lazy

@@ -215,12 +215,12 @@ def _meta_rules_out_deflate(head: bytes) -> bool:
     return meta_end <= len(head) and _DEFLATED_UID_BYTES not in head[132:meta_end]
 
 
-def _deflated_meta_end(path: str | BinaryIO, head: bytes = b"") -> int | None:
+def _deflated_meta_end(path: str | BinaryIO, head: bytes) -> int | None:
     """Offset of the dataset after the file meta when the file is deflated, else None.
 
     Args:
         path: The file, or its open stream.
-        head: The file's first bytes when already read (see :func:`_meta_rules_out_deflate`).
+        head: The file's first bytes, already read (see :func:`_meta_rules_out_deflate`).
     """
     from pydicom.filereader import _read_file_meta_info
 
