@@ -1,6 +1,6 @@
 """Ingest: PACS dump → ``files``, ``tags``, ``images``, ``diagnoses`` and ``rejects`` tables.
 
-Files are listed by the executors, parsed with pydicom inside ``mapInPandas`` (header first,
+Files are listed by the executors, parsed with pydicom inside ``mapInArrow`` (header first,
 pixels only for image instances), de-identified before anything leaves the task, staged once as
 Parquet and split into the tables. Re-running on the same dump processes only files whose path is
 in no committed ``files`` row, so runs are incremental and idempotent.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -33,7 +33,7 @@ from radnet_spark.dicom.deid import resolve_salt
 from radnet_spark.dicom.pixels import PixelPolicy
 from radnet_spark.dicom.reasons import RejectReason
 from radnet_spark.ingest.exam_names import EXAM_NAME_HASHES, exam_name_hash_rows, read_exam_name_hashes
-from radnet_spark.ingest.instance import PARSED_COLUMNS, PARSED_SCHEMA, ParseOptions
+from radnet_spark.ingest.instance import PARSED_SCHEMA, ParseOptions, parsed_arrow_schema
 from radnet_spark.ingest.scope import apply_scope, out_of_scope
 from radnet_spark.storage import (
     default_parallelism,
@@ -120,25 +120,40 @@ def read_partitions(new_files: int, slots: int, config: RadnetConfig) -> int:
 
 
 def parse_files(listing: DataFrame, options: ParseOptions, batch_rows: int) -> DataFrame:
-    """mapInPandas over (path, size, mtime): one PARSED_SCHEMA row per file."""
+    """mapInArrow over (path, size, mtime): one PARSED_SCHEMA row per file.
 
-    def parse_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    Arrow in and out without pandas: the rows become one record batch (``from_pylist``) and the
+    listing's ``mtime`` column is passed through as it came, which costs a fraction of the pandas
+    round trip per file (docs/benchmarks.md, "Spark around the parse").
+    """
+
+    def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # Output is yielded every `batch_rows` files so a task never holds more than that many images.
         from radnet_spark.ingest.instance import parse_file as parse_one
 
-        for batch in batches:
-            rows = []
-            for path, size, mtime in zip(batch["path"], batch["size"], batch["mtime"], strict=True):
-                row = parse_one(path, int(size), options)
-                row["mtime"] = mtime
-                rows.append(row)
-                if len(rows) >= batch_rows:
-                    yield pd.DataFrame(rows, columns=PARSED_COLUMNS)
-                    rows = []
-            if rows:
-                yield pd.DataFrame(rows, columns=PARSED_COLUMNS)
+        schema = parsed_arrow_schema()
+        without_mtime = schema.remove(schema.get_field_index("mtime"))
+        mtime_index = schema.get_field_index("mtime")
 
-    return listing.mapInPandas(parse_batches, PARSED_SCHEMA)
+        def record_batch(rows: list[dict], mtimes: pa.Array) -> pa.RecordBatch:
+            parsed = pa.RecordBatch.from_pylist(rows, schema=without_mtime)
+            columns = parsed.columns
+            columns.insert(mtime_index, mtimes)
+            return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+        for batch in batches:
+            paths, sizes, mtimes = (batch.column(name) for name in ("path", "size", "mtime"))
+            first = 0
+            rows = []
+            for index, (path, size) in enumerate(zip(paths.to_pylist(), sizes.to_pylist(), strict=True)):
+                rows.append(parse_one(path, size, options))
+                if len(rows) >= batch_rows:
+                    yield record_batch(rows, mtimes.slice(first, len(rows)))
+                    first, rows = index + 1, []
+            if rows:
+                yield record_batch(rows, mtimes.slice(first, len(rows)))
+
+    return listing.select("path", "size", "mtime").mapInArrow(parse_batches, PARSED_SCHEMA)
 
 
 def duplicate_paths(staged: DataFrame, existing_keys: DataFrame | None) -> DataFrame:
