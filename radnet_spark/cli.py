@@ -27,7 +27,7 @@ log = logging.getLogger("radnet")
 EXIT_SPARK_ERROR = 1
 # Up to this many files (the dump's and the warehouse's together) the work is small: a JVM that
 # compiles less starts quicker, and the little JVM work is not worth the optimising compiler
-# (docs/benchmarks.md, "Fixed cost").
+# (docs/benchmarks.md, "Fixed cost"). `radnet ingest` always compiles less (cmd_ingest).
 SMALL_WORK_FILES = 1000
 EXIT_USER_ERROR = 2
 
@@ -75,17 +75,17 @@ def _small_work(dicom: str | None, warehouse: str) -> bool:
     return True
 
 
-def _spark(config: RadnetConfig, *modules: str, small: bool = False):  # noqa: ANN202 - pyspark stays lazy
+def _spark(config: RadnetConfig, *modules: str, quick_jit: bool = False):  # noqa: ANN202 - pyspark stays lazy
     """The session; the command's own ``modules`` are imported while the driver JVM starts.
 
-    With ``small`` work the JVM starts quicker but computes slower (:func:`start_spark`).
+    With ``quick_jit`` the JVM starts quicker but computes slower (:func:`start_spark`).
     """
     import importlib
 
     from radnet_spark.session import start_spark
 
     # The first command on a machine leaves Spark's classes in an archive for the next ones.
-    finish = start_spark(config.spark, write_class_archive=True, small_input=small)
+    finish = start_spark(config.spark, write_class_archive=True, quick_jit=quick_jit)
     for module in modules:
         importlib.import_module(module)
     return finish()
@@ -115,22 +115,29 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 @contextlib.contextmanager
-def _writing(args: argparse.Namespace, config: RadnetConfig, *modules: str) -> Iterator[object]:
+def _writing(
+    args: argparse.Namespace, config: RadnetConfig, *modules: str, quick_jit: bool | None = None
+) -> Iterator[object]:
     """The warehouse's write lock, then Spark: a second writer refuses at once, before any session.
 
     Called once the paths and settings are checked, so a typo never creates the warehouse folder.
     The jobs take the same lock again (it is re-entrant), which protects library callers too.
+    ``quick_jit`` (default: whether the work is small) chooses the JVM's quick compiler.
     """
     from radnet_spark.tables import warehouse_lock
 
     with warehouse_lock(args.out, args.command):
-        yield _spark(config, *modules, small=_small_work(args.dicom, args.out))
+        if quick_jit is None:
+            quick_jit = _small_work(args.dicom, args.out)
+        yield _spark(config, *modules, quick_jit=quick_jit)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     _check_inputs(args)
     config = _config(args)
-    with _writing(args, config, "radnet_spark.ingest.job") as spark:
+    # Ingest's JVM work is moving rows the Python workers parse: the optimising compiler's threads
+    # cost those workers more than they gain, at any size measured (docs/benchmarks.md, issue 17).
+    with _writing(args, config, "radnet_spark.ingest.job", quick_jit=True) as spark:
         from radnet_spark.ingest.job import ingest
 
         summary = ingest(spark, args.dicom, args.diagnoses, args.out, config)

@@ -168,7 +168,7 @@ def get_spark(config: SparkConfig | None = None) -> SparkSession:
 
 
 def start_spark(
-    config: SparkConfig | None = None, write_class_archive: bool = False, small_input: bool = False
+    config: SparkConfig | None = None, write_class_archive: bool = False, quick_jit: bool = False
 ) -> Callable[[], SparkSession]:
     """Begin building the session (the driver JVM starts on a thread); call the result for the session.
 
@@ -183,9 +183,9 @@ def start_spark(
     Args:
         config: The ``spark`` section of the settings (default: its defaults).
         write_class_archive: Whether this JVM may write the class archive (the caller saves it).
-        small_input: The work is small (a few files): a local JVM then only compiles with the quick
-            C1 compiler, which starts about 40 % faster but runs JVM-bound work about 2x slower
-            (docs/benchmarks.md, "Fixed cost").
+        quick_jit: A local JVM only compiles with the quick C1 compiler: it starts about 40 % faster
+            and leaves the cores to the Python workers, but runs JVM-bound work (k-means, joins)
+            about 2x slower (docs/benchmarks.md, "Fixed cost" and "Spark around the parse").
 
     Returns:
         A function that waits for the JVM, creates (or returns the active) session and returns it.
@@ -212,7 +212,7 @@ def start_spark(
     if master is not None and master.startswith("local"):
         _plan_class_archive(settings, write_class_archive)
         options = settings.get("spark.driver.extraJavaOptions", "")
-        if small_input and "Tiered" not in options:  # a user's own JIT choice wins
+        if quick_jit and "Tiered" not in options:  # a user's own JIT choice wins
             settings["spark.driver.extraJavaOptions"] = f"{options} {QUICK_START_JIT}".strip()
     launching: threading.Thread | None = None
     failures: list[BaseException] = []

@@ -159,3 +159,24 @@ def test_small_work_counts_the_dump_and_the_warehouses_committed_files(tmp_path,
     assert not cli._small_work(str(tmp_path / "dump"), str(warehouse))  # 3 new + 2 committed
     assert not cli._small_work(None, str(warehouse))  # `run` on the warehouse alone: any size
     assert not cli._small_work("s3://bucket/dump", str(tmp_path / "new"))  # not counted: large
+
+
+def test_ingest_asks_for_the_quick_jit_at_any_size_run_only_for_small_work(tmp_path, monkeypatch):
+    from radnet_spark import cli, pipeline
+    from radnet_spark.ingest import job
+
+    asked: dict[str, bool] = {}
+
+    def session(config, *modules, quick_jit=False):  # noqa: ANN001, ANN202 - stands in for Spark
+        asked[modules[0]] = quick_jit
+        return "session"
+
+    monkeypatch.setattr(cli, "_spark", session)
+    monkeypatch.setattr(cli, "SMALL_WORK_FILES", 0)  # every dump counts as large
+    monkeypatch.setattr(job, "ingest", lambda *args, **kwargs: "ingested")
+    monkeypatch.setattr(pipeline, "run", lambda *args, **kwargs: "ran")
+    (tmp_path / "dump").mkdir()
+    (tmp_path / "dump" / "1.dcm").write_bytes(b"x")
+    assert main(["ingest", "--dicom", str(tmp_path / "dump"), "--out", str(tmp_path / "wh")]) == 0
+    assert main(["run", "--dicom", str(tmp_path / "dump"), "--out", str(tmp_path / "wh2")]) == 0
+    assert asked == {"radnet_spark.ingest.job": True, "radnet_spark.pipeline": False}
