@@ -29,7 +29,7 @@ from radnet_spark import artifacts as A
 from radnet_spark import stage_work
 from radnet_spark.artifacts import PipelineDir, create_pipeline_dir, fingerprint
 from radnet_spark.config import RadnetConfig, write_effective_config
-from radnet_spark.drift import drift_summary
+from radnet_spark.drift import drift_summary, held_out_labels
 from radnet_spark.errors import PipelineError
 from radnet_spark.inference import arrow_batch_rows
 from radnet_spark.ingest.job import ingest, new_run_id
@@ -213,8 +213,10 @@ def _label(spark: SparkSession, model: RadnetModel, dicom: str, diagnoses: str |
 
     log.info("label %s: drift ...", run_id)
     labels = version_labels(spark, warehouse, version)
+    training = labels.where(F.col("label_run_id") == TRAINING_RUN)
     drift, warnings = drift_summary(labels.where(F.col("label_run_id") == run_id),
-                                    labels.where(F.col("label_run_id") == TRAINING_RUN))
+                                    held_out_labels(training, read_table(spark, warehouse, "tags"), config.split),
+                                    fallback=training)
     for warning in warnings:
         log.warning("%s", warning)
     write_effective_config(config, warehouse, "label")

@@ -42,7 +42,11 @@ class RunResult:
 
 @dataclass
 class LabelResult:
-    """What one ``label`` run added: new labels, per-cluster drift against training, and warnings."""
+    """What one ``label`` run added: new labels, per-cluster drift, and warnings.
+
+    ``share_train``/``distance_train`` describe the training dump's held-out instances (its
+    validation and test splits; all of its rows when it held none out).
+    """
 
     pipeline_version: str
     new_labels: int
@@ -52,11 +56,11 @@ class LabelResult:
     def __str__(self) -> str:
         lines = [f"labelled {self.new_labels} new instances with pipeline {self.pipeline_version}"]
         if self.drift:
-            lines.append("  cluster  share(new)  share(train)  mean dist(new)  mean dist(train)")
+            lines.append("  cluster  share(new)  share(held-out)  mean dist(new)  mean dist(held-out)")
             for row in self.drift:
                 lines.append(
-                    f"  {row['cluster']:>7}  {row['share_new']:>10.3f}  {row['share_train']:>12.3f}  "
-                    f"{row['distance_new']:>14.3f}  {row['distance_train']:>16.3f}"
+                    f"  {row['cluster']:>7}  {row['share_new']:>10.3f}  {row['share_train']:>15.3f}  "
+                    f"{row['distance_new']:>14.3f}  {row['distance_train']:>19.3f}"
                 )
         lines += [f"WARNING: {w}" for w in self.warnings]
         return "\n".join(lines)
