@@ -1,8 +1,9 @@
 """How far a label run's instances lie from what the pipeline was trained on (bounded by k).
 
-The reference is the training dump's *held-out* instances (validation and test splits): the centres
-were fitted on the training split, whose rows lie closer to them than any unseen instance does, so
-comparing new rows with training rows would call every new dump drifted.
+Cluster shares are compared with every instance of the training dump. Distances are compared with
+its *held-out* instances (validation and test splits): the centres were fitted on the training
+split, whose rows lie closer to them than any unseen instance does, so against them every new dump
+would look drifted.
 """
 
 from __future__ import annotations
@@ -24,38 +25,46 @@ def held_out_labels(training_labels: DataFrame, tags: DataFrame, split: SplitCon
 
 
 def drift_summary(
-    new: DataFrame, reference: DataFrame, fallback: DataFrame | None = None
+    new: DataFrame, training: DataFrame, held_out: DataFrame | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per-cluster share and mean distance of new rows against reference labels (bounded by k).
+    """Per-cluster share and mean distance of new rows against the training dump (bounded by k).
 
     Args:
         new: The label run's rows (``cluster``, ``distance``).
-        reference: Rows to compare with: the held-out instances of the training dump.
-        fallback: Rows to compare with when ``reference`` is empty (a dump too small to hold out any).
+        training: Every training-run row: the reference for cluster shares.
+        held_out: The training dump's held-out rows (:func:`held_out_labels`): the reference for
+            distances. None or empty (a dump too small to hold any out): ``training`` instead.
+
+    Returns:
+        One dict per cluster (``share_new``, ``share_train``, ``distance_new``, ``distance_train``;
+        a distance is None where the cluster has no such rows) and the warnings.
     """
     def per_cluster(df: DataFrame) -> dict[int, tuple[int, float]]:
         rows = df.groupBy("cluster").agg(F.count("*").alias("n"), F.avg("distance").alias("d")).collect()
         return {int(r["cluster"]): (int(r["n"]), float(r["d"] or 0.0)) for r in rows}
 
-    new_stats, ref_stats = per_cluster(new), per_cluster(reference)
-    if not ref_stats and fallback is not None:
-        ref_stats = per_cluster(fallback)
+    new_stats, share_stats = per_cluster(new), per_cluster(training)
+    distance_stats = per_cluster(held_out) if held_out is not None else {}
+    if not distance_stats:
+        distance_stats = share_stats
     n_new = sum(n for n, _ in new_stats.values()) or 1
-    n_ref = sum(n for n, _ in ref_stats.values()) or 1
+    n_train = sum(n for n, _ in share_stats.values()) or 1
     drift = []
-    for cluster in sorted(set(new_stats) | set(ref_stats)):
-        nn, dn = new_stats.get(cluster, (0, 0.0))
-        nr, dr = ref_stats.get(cluster, (0, 0.0))
-        drift.append({"cluster": cluster, "share_new": nn / n_new, "share_train": nr / n_ref,
-                      "distance_new": dn, "distance_train": dr})
+    for cluster in sorted(set(new_stats) | set(share_stats)):
+        drift.append({
+            "cluster": cluster,
+            "share_new": new_stats.get(cluster, (0, 0.0))[0] / n_new,
+            "share_train": share_stats.get(cluster, (0, 0.0))[0] / n_train,
+            "distance_new": new_stats[cluster][1] if cluster in new_stats else None,
+            "distance_train": distance_stats[cluster][1] if cluster in distance_stats else None,
+        })
     warnings = []
     mean_new = sum(n * d for n, d in new_stats.values()) / n_new
-    mean_ref = sum(n * d for n, d in ref_stats.values()) / n_ref
+    mean_ref = sum(n * d for n, d in distance_stats.values()) / (sum(n for n, _ in distance_stats.values()) or 1)
     if new_stats and mean_ref > 0 and mean_new > 1.5 * mean_ref:
         warnings.append(
             f"new instances lie {mean_new / mean_ref:.1f}x farther from their centres than held-out instances "
-            "of the training dump; "
-            "consider re-training (radnet run)."
+            "of the training dump; consider re-training (radnet run)."
         )
     shift = 0.5 * sum(abs(r["share_new"] - r["share_train"]) for r in drift)
     if new_stats and n_new >= 50 and shift > 0.3:

@@ -214,9 +214,8 @@ def _label(spark: SparkSession, model: RadnetModel, dicom: str, diagnoses: str |
     log.info("label %s: drift ...", run_id)
     labels = version_labels(spark, warehouse, version)
     training = labels.where(F.col("label_run_id") == TRAINING_RUN)
-    drift, warnings = drift_summary(labels.where(F.col("label_run_id") == run_id),
-                                    held_out_labels(training, read_table(spark, warehouse, "tags"), config.split),
-                                    fallback=training)
+    drift, warnings = drift_summary(labels.where(F.col("label_run_id") == run_id), training,
+                                    held_out_labels(training, read_table(spark, warehouse, "tags"), config.split))
     for warning in warnings:
         log.warning("%s", warning)
     write_effective_config(config, warehouse, "label")

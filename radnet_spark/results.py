@@ -44,8 +44,9 @@ class RunResult:
 class LabelResult:
     """What one ``label`` run added: new labels, per-cluster drift, and warnings.
 
-    ``share_train``/``distance_train`` describe the training dump's held-out instances (its
-    validation and test splits; all of its rows when it held none out).
+    ``share_train`` is the cluster's share of the training dump; ``distance_train`` the mean
+    distance of its held-out instances (validation and test splits; of all its rows when it held
+    none out), None where there are none.
     """
 
     pipeline_version: str
@@ -54,13 +55,16 @@ class LabelResult:
     warnings: list[str]
 
     def __str__(self) -> str:
+        def distance(value: float | None, width: int) -> str:
+            return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+
         lines = [f"labelled {self.new_labels} new instances with pipeline {self.pipeline_version}"]
         if self.drift:
-            lines.append("  cluster  share(new)  share(held-out)  mean dist(new)  mean dist(held-out)")
+            lines.append("  cluster  share(new)  share(training dump)  mean dist(new)  mean dist(held-out)")
             for row in self.drift:
                 lines.append(
-                    f"  {row['cluster']:>7}  {row['share_new']:>10.3f}  {row['share_train']:>15.3f}  "
-                    f"{row['distance_new']:>14.3f}  {row['distance_train']:>19.3f}"
+                    f"  {row['cluster']:>7}  {row['share_new']:>10.3f}  {row['share_train']:>20.3f}  "
+                    f"{distance(row['distance_new'], 14)}  {distance(row['distance_train'], 19)}"
                 )
         lines += [f"WARNING: {w}" for w in self.warnings]
         return "\n".join(lines)

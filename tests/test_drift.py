@@ -1,6 +1,9 @@
 from radnet_spark.config import SplitConfig
 from radnet_spark.drift import drift_summary, held_out_labels
+from radnet_spark.results import LabelResult
 from radnet_spark.splits import split_of
+
+LABELS = "sop_instance_uid string, cluster int, distance double"
 
 
 def _exams_by_split(count: int) -> dict[str, list[str]]:
@@ -10,35 +13,58 @@ def _exams_by_split(count: int) -> dict[str, list[str]]:
     return exams
 
 
-def test_new_rows_are_compared_with_held_out_rows_not_with_the_rows_the_centres_were_fitted_on(spark):
+def _tags(spark, rows):  # noqa: ANN001, ANN202
+    return spark.createDataFrame([(uid, uid.split(".")[0]) for uid, _, _ in rows], "sop_instance_uid string, exam_id string")
+
+
+def test_distances_are_compared_with_held_out_rows_not_with_the_rows_the_centres_were_fitted_on(spark):
     exams = _exams_by_split(60)
     # Training rows lie close to their centres (0.5); held-out rows and new rows alike lie at 1.5.
     training = [(f"{exam}.1", 0, 0.5) for exam in exams["train"]]
     held_out = [(f"{exam}.1", 0, 1.5) for exam in exams["validation"] + exams["test"]]
-    tags = spark.createDataFrame([(uid, uid.split(".")[0]) for uid, _, _ in training + held_out],
-                                 "sop_instance_uid string, exam_id string")
-    labels = spark.createDataFrame(training + held_out, "sop_instance_uid string, cluster int, distance double")
-    new = spark.createDataFrame([(f"new-{i}", 0, 1.5) for i in range(60)],
-                                "sop_instance_uid string, cluster int, distance double")
+    labels = spark.createDataFrame(training + held_out, LABELS)
+    new = spark.createDataFrame([(f"new-{i}", 0, 1.5) for i in range(60)], LABELS)
 
-    reference = held_out_labels(labels, tags, SplitConfig())
+    reference = held_out_labels(labels, _tags(spark, training + held_out), SplitConfig())
     assert sorted(r["sop_instance_uid"] for r in reference.collect()) == sorted(uid for uid, _, _ in held_out)
-    drift, warnings = drift_summary(new, reference, fallback=labels)
+    drift, warnings = drift_summary(new, labels, reference)
     assert warnings == []  # as far as held-out rows: no drift
     assert drift[0]["distance_train"] == 1.5
 
-    # Against every training-run row (the old reference) the same new rows looked drifted.
+    # Against every training-run row the same new rows looked drifted.
     _, against_all = drift_summary(new, labels)
     assert any("farther" in warning for warning in against_all)
 
 
-def test_a_training_dump_without_held_out_rows_falls_back_to_all_its_rows(spark):
+def test_shares_are_compared_with_the_whole_training_dump(spark):
+    exams = _exams_by_split(80)
+    # Training split in clusters 0 and 1 alike; held-out rows happen to sit in cluster 1 only.
+    training = [(f"{exam}.1", index % 2, 1.0) for index, exam in enumerate(exams["train"])]
+    held_out = [(f"{exam}.1", 1, 1.0) for exam in exams["validation"] + exams["test"]]
+    labels = spark.createDataFrame(training + held_out, LABELS)
+    new = spark.createDataFrame([(f"new-{i}", i % 2, 1.0) for i in range(60)], LABELS)
+    reference = held_out_labels(labels, _tags(spark, training + held_out), SplitConfig())
+
+    drift, warnings = drift_summary(new, labels, reference)
+    shares = {row["cluster"]: row["share_train"] for row in drift}
+    everyone = len(training) + len(held_out)
+    assert shares == {0: sum(1 for _, c, _ in training if c == 0) / everyone,
+                      1: (sum(1 for _, c, _ in training if c == 1) + len(held_out)) / everyone}
+    assert warnings == []  # a 50/50 new dump against a near 50/50 training dump
+
+
+def test_a_training_dump_without_held_out_rows_compares_distances_with_all_its_rows(spark):
     exams = _exams_by_split(40)["train"]
-    labels = spark.createDataFrame([(f"{exam}.1", 0, 0.5) for exam in exams],
-                                   "sop_instance_uid string, cluster int, distance double")
-    tags = spark.createDataFrame([(f"{exam}.1", exam) for exam in exams], "sop_instance_uid string, exam_id string")
-    new = spark.createDataFrame([(f"new-{i}", 0, 2.0) for i in range(60)],
-                                "sop_instance_uid string, cluster int, distance double")
-    drift, warnings = drift_summary(new, held_out_labels(labels, tags, SplitConfig()), fallback=labels)
+    rows = [(f"{exam}.1", 0, 0.5) for exam in exams]
+    labels = spark.createDataFrame(rows, LABELS)
+    new = spark.createDataFrame([(f"new-{i}", 0, 2.0) for i in range(60)], LABELS)
+    drift, warnings = drift_summary(new, labels, held_out_labels(labels, _tags(spark, rows), SplitConfig()))
     assert drift[0]["distance_train"] == 0.5
     assert any("4.0x farther" in warning for warning in warnings)
+
+
+def test_the_printed_summary_marks_clusters_without_rows():
+    result = LabelResult("v1", 3, [{"cluster": 2, "share_new": 0.0, "share_train": 0.25,
+                                    "distance_new": None, "distance_train": 1.25}], [])
+    line = str(result).splitlines()[-1].split()
+    assert line == ["2", "0.000", "0.250", "-", "1.250"]
