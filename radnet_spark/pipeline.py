@@ -214,8 +214,10 @@ def _label(spark: SparkSession, model: RadnetModel, dicom: str, diagnoses: str |
     log.info("label %s: drift ...", run_id)
     labels = version_labels(spark, warehouse, version)
     training = labels.where(F.col("label_run_id") == TRAINING_RUN)
-    drift, warnings = drift_summary(labels.where(F.col("label_run_id") == run_id), training,
-                                    held_out_labels(training, read_table(spark, warehouse, "tags"), config.split))
+    new = labels.where(F.col("label_run_id") == run_id)
+    tags = read_table(spark, warehouse, "tags")
+    new_exams = new.join(tags.select("sop_instance_uid", "exam_id"), "sop_instance_uid").select("exam_id").distinct().count()
+    drift, warnings = drift_summary(new, training, held_out_labels(training, tags, config.split), new_exams=new_exams)
     for warning in warnings:
         log.warning("%s", warning)
     write_effective_config(config, warehouse, "label")

@@ -1,5 +1,5 @@
 from radnet_spark.config import SplitConfig
-from radnet_spark.drift import drift_summary, held_out_labels
+from radnet_spark.drift import MIN_EXAMS_FOR_SHARE_SHIFT, drift_summary, held_out_labels
 from radnet_spark.results import LabelResult
 from radnet_spark.splits import split_of
 
@@ -45,12 +45,21 @@ def test_shares_are_compared_with_the_whole_training_dump(spark):
     new = spark.createDataFrame([(f"new-{i}", i % 2, 1.0) for i in range(60)], LABELS)
     reference = held_out_labels(labels, _tags(spark, training + held_out), SplitConfig())
 
-    drift, warnings = drift_summary(new, labels, reference)
+    drift, warnings = drift_summary(new, labels, reference, new_exams=MIN_EXAMS_FOR_SHARE_SHIFT)
     shares = {row["cluster"]: row["share_train"] for row in drift}
     everyone = len(training) + len(held_out)
     assert shares == {0: sum(1 for _, c, _ in training if c == 0) / everyone,
                       1: (sum(1 for _, c, _ in training if c == 1) + len(held_out)) / everyone}
     assert warnings == []  # a 50/50 new dump against a near 50/50 training dump
+
+
+def test_a_share_shift_warns_only_with_enough_new_exams_to_tell_it_from_chance(spark):
+    labels = spark.createDataFrame([(f"t-{i}", i % 2, 1.0) for i in range(200)], LABELS)
+    new = spark.createDataFrame([(f"new-{i}", 0, 1.0) for i in range(60)], LABELS)  # all in cluster 0
+    _, many = drift_summary(new, labels, new_exams=MIN_EXAMS_FOR_SHARE_SHIFT)
+    assert any("differ from the training dump's by 50%" in warning for warning in many)
+    _, few = drift_summary(new, labels, new_exams=10)
+    assert few == []
 
 
 def test_a_training_dump_without_held_out_rows_compares_distances_with_all_its_rows(spark):
