@@ -181,8 +181,9 @@ def open_remote(uri: str, size: int | None = None) -> BinaryIO:
 
 
 def _mtime(seconds: float) -> pd.Timestamp:
-    # Spark timestamps are microseconds; nanoseconds would fail Arrow's safe cast.
-    return pd.Timestamp(round(seconds * 1_000_000), unit="us")
+    # Spark timestamps are microseconds; nanoseconds would fail Arrow's safe cast. In UTC, so that
+    # Spark takes the instant as it is: a naive value would be read as session-local time.
+    return pd.Timestamp(round(seconds * 1_000_000), unit="us", tz="UTC")
 
 
 def _remote_mtime(info: dict[str, Any]) -> pd.Timestamp:

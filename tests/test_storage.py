@@ -52,6 +52,23 @@ def test_distributed_listing_finds_every_file_once(spark, tmp_path, driver_max_f
     assert all(sizes[p] == os.path.getsize(p) for p in expected)
 
 
+@pytest.mark.parametrize("driver_max_files", [0, 4096], ids=["walked by executors", "small tree on the driver"])
+def test_listed_modification_times_are_the_files_instants_in_any_session_time_zone(spark, tmp_path, driver_max_files):
+    from pyspark.sql import functions as F
+
+    expected = _make_tree(tmp_path)
+    previous = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "Europe/Zagreb")  # UTC+1 or +2: a naive value would shift
+    try:
+        listing = list_files_distributed(spark, str(tmp_path), driver_max_files=driver_max_files)
+        micros = {r["path"]: r["us"] for r in listing.select("path", F.unix_micros("mtime").alias("us")).collect()}
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", previous)
+    assert {path: micros[path] for path in expected} == {
+        path: round(os.stat(path).st_mtime * 1_000_000) for path in expected
+    }
+
+
 def test_object_store_uris_are_remote_and_local_spellings_are_not():
     from radnet_spark.storage import is_remote
 
