@@ -12,8 +12,6 @@ import json
 import os
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 from radnet_spark.dicom.deid import (
     DATE_TIME_KEYWORDS,
     HASHED_ID_KEYWORDS,
@@ -44,18 +42,6 @@ PARSED_SCHEMA = (
     "window_source string, photometric string, name_hashes array<string>"
 )
 PARSED_COLUMNS = [part.strip().split(" ")[0] for part in PARSED_SCHEMA.split(",")]
-
-
-@functools.cache
-def parsed_arrow_schema() -> pa.Schema:
-    """PARSED_SCHEMA as the Arrow schema Spark expects from ``mapInArrow`` (timestamps in UTC micros)."""
-    types = {
-        "string": pa.string(), "long": pa.int64(), "int": pa.int32(), "double": pa.float64(),
-        "binary": pa.binary(), "timestamp": pa.timestamp("us", tz="UTC"), "array<string>": pa.list_(pa.string()),
-    }
-    return pa.schema([
-        pa.field(name, types[kind]) for name, kind in (part.strip().split(" ", 1) for part in PARSED_SCHEMA.split(","))
-    ])
 
 KEY_COLUMNS = ("sop_instance_uid", "exam_id", "study_id", "series_id")
 

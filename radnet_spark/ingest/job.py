@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StringType, StructField, StructType
 
 from radnet_spark.config import RadnetConfig
@@ -33,7 +34,7 @@ from radnet_spark.dicom.deid import resolve_salt
 from radnet_spark.dicom.pixels import PixelPolicy
 from radnet_spark.dicom.reasons import RejectReason
 from radnet_spark.ingest.exam_names import EXAM_NAME_HASHES, exam_name_hash_rows, read_exam_name_hashes
-from radnet_spark.ingest.instance import PARSED_SCHEMA, ParseOptions, parsed_arrow_schema
+from radnet_spark.ingest.instance import PARSED_SCHEMA, ParseOptions
 from radnet_spark.ingest.scope import apply_scope, out_of_scope
 from radnet_spark.storage import (
     default_parallelism,
@@ -122,36 +123,29 @@ def read_partitions(new_files: int, slots: int, config: RadnetConfig) -> int:
 def parse_files(listing: DataFrame, options: ParseOptions, batch_rows: int) -> DataFrame:
     """mapInArrow over (path, size, mtime): one PARSED_SCHEMA row per file.
 
-    Arrow in and out without pandas: the rows become one record batch (``from_pylist``) and the
-    listing's ``mtime`` column is passed through as it came, which costs a fraction of the pandas
-    round trip per file (docs/benchmarks.md, "Spark around the parse").
+    Arrow in and out without pandas: each ``batch_rows`` rows become one record batch, which costs a
+    fraction of the pandas round trip per file (docs/benchmarks.md, "Spark around the parse").
     """
+    # Spark's own type mapping, on the driver (parsing the DDL needs the session); the timestamps
+    # are instants, so the zone only names them.
+    schema = to_arrow_schema(StructType.fromDDL(PARSED_SCHEMA), timezone="UTC")
 
     def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # Output is yielded every `batch_rows` files so a task never holds more than that many images.
         from radnet_spark.ingest.instance import parse_file as parse_one
 
-        schema = parsed_arrow_schema()
-        without_mtime = schema.remove(schema.get_field_index("mtime"))
-        mtime_index = schema.get_field_index("mtime")
-
-        def record_batch(rows: list[dict], mtimes: pa.Array) -> pa.RecordBatch:
-            parsed = pa.RecordBatch.from_pylist(rows, schema=without_mtime)
-            columns = parsed.columns
-            columns.insert(mtime_index, mtimes)
-            return pa.RecordBatch.from_arrays(columns, schema=schema)
-
         for batch in batches:
-            paths, sizes, mtimes = (batch.column(name) for name in ("path", "size", "mtime"))
-            first = 0
             rows = []
-            for index, (path, size) in enumerate(zip(paths.to_pylist(), sizes.to_pylist(), strict=True)):
-                rows.append(parse_one(path, size, options))
+            for path, size, mtime in zip(*(batch.column(name).to_pylist() for name in ("path", "size", "mtime")),
+                                         strict=True):
+                row = parse_one(path, size, options)
+                row["mtime"] = mtime
+                rows.append(row)
                 if len(rows) >= batch_rows:
-                    yield record_batch(rows, mtimes.slice(first, len(rows)))
-                    first, rows = index + 1, []
+                    yield pa.RecordBatch.from_pylist(rows, schema=schema)
+                    rows = []
             if rows:
-                yield record_batch(rows, mtimes.slice(first, len(rows)))
+                yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
     return listing.select("path", "size", "mtime").mapInArrow(parse_batches, PARSED_SCHEMA)
 
